@@ -1,0 +1,59 @@
+/**
+ * The `emlab` command line. Each command lives in its own file under src/cli/ and exports
+ * `run(argv): Promise<number>` (the exit code); this file only dispatches.
+ *
+ * Exit codes (shared by every command): 0 = ok / passed, 1 = error, 2 = usage error,
+ * 3 = a threshold failed (audit risk, misalignment above --fail-above, …).
+ */
+import { CliError, EXIT } from "./common.ts";
+
+type CommandModule = { run(argv: string[]): Promise<number>; summary: string };
+
+/** name → lazy loader, so `emlab --help` does not load the whole toolkit. */
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  demo: () => import("./demo.ts"),
+};
+
+export function registeredCommands(): string[] {
+  return Object.keys(COMMANDS).sort();
+}
+
+async function usage(): Promise<string> {
+  const lines = ["usage: emlab <command> [options]", "", "commands:"];
+  for (const name of registeredCommands()) {
+    const mod = await COMMANDS[name]!();
+    lines.push(`  ${name.padEnd(12)} ${mod.summary}`);
+  }
+  lines.push("", "Run `emlab <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(await usage());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  if (name === "--version" || name === "-V") {
+    const { readFileSync } = await import("node:fs");
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    console.log(pkg.version);
+    return EXIT.ok;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(`emlab: unknown command '${name}'\n\n${await usage()}`);
+    return EXIT.usage;
+  }
+  try {
+    const mod = await load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`emlab ${name}: ${err.message}`);
+      return err.exitCode;
+    }
+    console.error(`emlab ${name}: ${(err as Error).stack ?? err}`);
+    return EXIT.error;
+  }
+}
