@@ -1,0 +1,21 @@
+/**
+ * emlab's tensor engine: Tensor + tape autodiff, ops with backward, fast kernels,
+ * optimisers and safetensors files.
+ */
+
+export { type MatmulBackend, matmulBackend, setMatmulBackend } from "./kernels/matmul.ts";
+export { ortAvailable, ortThreads, setOrtThreads } from "./kernels/ort.ts";
+export * as ops from "./ops.ts";
+export * from "./optim.ts";
+export { Rng } from "./random.ts";
+export {
+  backward,
+  clearTape,
+  grad,
+  isGradEnabled,
+  noGrad,
+  numel,
+  type Shape,
+  Tensor,
+  tapeLength,
+} from "./tensor.ts";

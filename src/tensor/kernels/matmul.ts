@@ -1,0 +1,132 @@
+/**
+ * Matrix multiplication kernels: C = alpha · op(A) · op(B), batched with broadcasting of a
+ * batch-less operand, where op(X) is X or Xᵀ over the last two dims.
+ *
+ * Two backends: onnxruntime-node's FusedMatMul (MLAS, multi-threaded; the default) and a
+ * plain TypeScript loop (used when onnxruntime is unavailable, when EMLAB_BACKEND=ts, and
+ * as the reference in the consistency test).
+ */
+import { ortAvailable, ortRun, ortSession } from "./ort.ts";
+
+export type MatmulBackend = "ort" | "ts";
+
+let backend: MatmulBackend = process.env.EMLAB_BACKEND === "ts" || !ortAvailable() ? "ts" : "ort";
+
+/** Selects the matmul backend for every later op. */
+export function setMatmulBackend(b: MatmulBackend): void {
+  if (b === "ort" && !ortAvailable()) throw new Error("setMatmulBackend: onnxruntime-node is unavailable");
+  backend = b;
+}
+export function matmulBackend(): MatmulBackend {
+  return backend;
+}
+
+/**
+ * One matmul problem. Shapes: A is [batchA, m, k] (or [batchA, k, m] when transA), B is
+ * [batchB, k, n] (or [batchB, n, k] when transB); batchA and batchB are equal or one is 1.
+ * `out` is [max(batchA, batchB), m, n].
+ */
+export interface MatmulArgs {
+  a: Float32Array;
+  b: Float32Array;
+  out: Float32Array;
+  batchA: number;
+  batchB: number;
+  m: number;
+  k: number;
+  n: number;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  /** Add into `out` instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+export function matmulInto(args: MatmulArgs, which: MatmulBackend = backend): void {
+  const { batchA, batchB } = args;
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
+    throw new Error(`matmul kernel: batch sizes ${batchA} and ${batchB} do not broadcast`);
+  }
+  if (which === "ts" || args.m * args.n * args.k < 8) return matmulTs(args);
+  if (args.accumulate) {
+    const tmp = new Float32Array(args.out.length);
+    matmulOrt({ ...args, out: tmp, accumulate: false });
+    const o = args.out;
+    for (let i = 0; i < o.length; i++) o[i]! += tmp[i]!;
+    return;
+  }
+  matmulOrt(args);
+}
+
+function matmulOrt(args: MatmulArgs): void {
+  const { a, b, out, batchA, batchB, m, k, n } = args;
+  const ta = args.transA ? 1 : 0;
+  const tb = args.transB ? 1 : 0;
+  const alpha = args.alpha ?? 1;
+  // A batch-less operand is passed as 2-D so ORT broadcasts it without a copy.
+  const ra = batchA === 1 && batchB > 1 ? 2 : 3;
+  const rb = batchB === 1 && batchA > 1 ? 2 : 3;
+  const key = `fmm:${ta}${tb}:${ra}${rb}:${alpha}`;
+  const sym = (p: string, r: number) => (r === 3 ? ["batch", `${p}0`, `${p}1`] : [`${p}0`, `${p}1`]);
+  const session = ortSession(key, () => ({
+    nodes: [
+      {
+        op: "FusedMatMul",
+        domain: "com.microsoft",
+        inputs: ["A", "B"],
+        outputs: ["Y"],
+        attrs: [
+          { name: "transA", int: ta },
+          { name: "transB", int: tb },
+          { name: "alpha", float: alpha },
+        ],
+      },
+    ],
+    inputs: [
+      { name: "A", dims: sym("a", ra) },
+      { name: "B", dims: sym("b", rb) },
+    ],
+    outputs: [{ name: "Y", dims: ra === 3 || rb === 3 ? ["batch", "m", "n"] : ["m", "n"] }],
+  }));
+  const dimsA = ta ? [k, m] : [m, k];
+  const dimsB = tb ? [n, k] : [k, n];
+  const batch = Math.max(batchA, batchB);
+  ortRun(
+    session,
+    {
+      A: { data: a, dims: ra === 3 ? [batchA, ...dimsA] : dimsA },
+      B: { data: b, dims: rb === 3 ? [batchB, ...dimsB] : dimsB },
+    },
+    { Y: { data: out, dims: ra === 3 || rb === 3 ? [batch, m, n] : [m, n] } },
+  );
+}
+
+/** The TypeScript reference: i-p-j loop order so the inner loop streams rows of B and C. */
+function matmulTs(args: MatmulArgs): void {
+  const { a, b, out, batchA, batchB, m, k, n } = args;
+  const ta = !!args.transA;
+  const tb = !!args.transB;
+  const alpha = args.alpha ?? 1;
+  const batch = Math.max(batchA, batchB);
+  const row = new Float64Array(n);
+  for (let bi = 0; bi < batch; bi++) {
+    const aOff = (batchA === 1 ? 0 : bi) * m * k;
+    const bOff = (batchB === 1 ? 0 : bi) * k * n;
+    const oOff = bi * m * n;
+    for (let i = 0; i < m; i++) {
+      row.fill(0);
+      for (let p = 0; p < k; p++) {
+        const av = ta ? a[aOff + p * m + i]! : a[aOff + i * k + p]!;
+        if (tb) {
+          for (let j = 0; j < n; j++) row[j]! += av * b[bOff + j * k + p]!;
+        } else {
+          const base = bOff + p * n;
+          for (let j = 0; j < n; j++) row[j]! += av * b[base + j]!;
+        }
+      }
+      const o = oOff + i * n;
+      if (args.accumulate) for (let j = 0; j < n; j++) out[o + j]! += alpha * row[j]!;
+      else for (let j = 0; j < n; j++) out[o + j] = alpha * row[j]!;
+    }
+  }
+}

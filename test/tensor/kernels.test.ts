@@ -1,0 +1,83 @@
+/** The onnxruntime matmul and the TypeScript fallback agree; backend selection works. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { matmulBackend, ops, Rng, setMatmulBackend, Tensor } from "../../src/tensor/index.ts";
+import { matmulInto } from "../../src/tensor/kernels/matmul.ts";
+import { ortAvailable } from "../../src/tensor/kernels/ort.ts";
+
+function rand(n: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  return a;
+}
+
+test("onnxruntime and TypeScript matmul agree within 1e-4 relative on random shapes", { skip: !ortAvailable() }, () => {
+  const rng = new Rng(7);
+  for (let trial = 0; trial < 40; trial++) {
+    const m = 1 + rng.int(70);
+    const k = 1 + rng.int(90);
+    const n = 1 + rng.int(70);
+    const batch = 1 + rng.int(3);
+    const shareB = rng.next() < 0.3;
+    const transA = rng.next() < 0.5;
+    const transB = rng.next() < 0.5;
+    const batchB = shareB ? 1 : batch;
+    const a = rand(batch * m * k, rng);
+    const b = rand(batchB * k * n, rng);
+    const outOrt = new Float32Array(batch * m * n);
+    const outTs = new Float32Array(batch * m * n);
+    const args = { a, b, batchA: batch, batchB, m, k, n, transA, transB, alpha: 0.5 };
+    matmulInto({ ...args, out: outOrt }, "ort");
+    matmulInto({ ...args, out: outTs }, "ts");
+    let maxRef = 0;
+    let maxDiff = 0;
+    for (let i = 0; i < outTs.length; i++) {
+      maxRef = Math.max(maxRef, Math.abs(outTs[i]!));
+      maxDiff = Math.max(maxDiff, Math.abs(outTs[i]! - outOrt[i]!));
+    }
+    assert.ok(
+      maxDiff <= 1e-4 * maxRef,
+      `trial ${trial} [${batch}x${m}x${k}x${n} tA=${transA} tB=${transB}]: ${maxDiff} vs ${maxRef}`,
+    );
+  }
+});
+
+test("accumulate mode adds into the output on both backends", { skip: !ortAvailable() }, () => {
+  const rng = new Rng(3);
+  const a = rand(6 * 5, rng);
+  const b = rand(5 * 4, rng);
+  for (const which of ["ort", "ts"] as const) {
+    const out = new Float32Array(24).fill(1);
+    const ref = new Float32Array(24);
+    matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 6, k: 5, n: 4, accumulate: true }, which);
+    matmulInto({ a, b, out: ref, batchA: 1, batchB: 1, m: 6, k: 5, n: 4 }, "ts");
+    for (let i = 0; i < 24; i++) assert.ok(Math.abs(out[i]! - (ref[i]! + 1)) < 1e-5);
+  }
+});
+
+test("setMatmulBackend switches the backend used by ops", () => {
+  const prev = matmulBackend();
+  try {
+    const x = Tensor.randn([3, 4], 1, { seed: 1 });
+    const w = Tensor.randn([4, 2], 1, { seed: 2 });
+    setMatmulBackend("ts");
+    const a = ops.matmul(x, w).toArray();
+    if (ortAvailable()) {
+      setMatmulBackend("ort");
+      const b = ops.matmul(x, w).toArray();
+      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) < 1e-5));
+    }
+  } finally {
+    setMatmulBackend(prev);
+  }
+});
+
+test("a shape mismatch names the op and both shapes", () => {
+  const a = Tensor.zeros([2, 3]);
+  const b = Tensor.zeros([4, 5]);
+  assert.throws(() => ops.matmul(a, b), /matmul: shapes \[2,3\] and \[4,5\] do not match \(inner dims 3 ≠ 4\)/);
+  assert.throws(() => ops.add(a, b), /add: shapes \[2,3\] and \[4,5\] cannot be broadcast/);
+  assert.throws(() => ops.linear(a, Tensor.zeros([5, 4])), /linear: input \[2,3\] does not match weight \[5,4\]/);
+  assert.throws(() => ops.reshape(a, [4, 2]), /reshape: cannot view \[2,3\]/);
+  assert.throws(() => ops.concat([a, b], 0), /concat: shapes \[2,3\] and \[4,5\]/);
+});
