@@ -19,3 +19,4 @@ export {
   Tensor,
   tapeLength,
 } from "./tensor.ts";
+export * from "./safetensors.ts";

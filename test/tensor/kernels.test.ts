@@ -65,7 +65,7 @@ test("setMatmulBackend switches the backend used by ops", () => {
     if (ortAvailable()) {
       setMatmulBackend("ort");
       const b = ops.matmul(x, w).toArray();
-      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) < 1e-5));
+      for (const [i, v] of a.entries()) assert.ok(Math.abs(v - b[i]!) < 1e-5);
     }
   } finally {
     setMatmulBackend(prev);

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { f16BitsToF32Bits, f32ToBf16Bits, f32ToF16Bits } from "../../src/tensor/half.ts";
 import {
   asFloat32,
@@ -220,7 +221,7 @@ describe("round trip", () => {
 });
 
 test("reads the file PyTorch wrote, value for value", () => {
-  const path = new URL("torch_mixed.safetensors", FIXTURE).pathname;
+  const path = fileURLToPath(new URL("torch_mixed.safetensors", FIXTURE));
   const expected = JSON.parse(readFileSync(new URL("torch_mixed.expected.json", FIXTURE), "utf8"));
   const special: Record<string, number> = { nan: Number.NaN, inf: Infinity, "-inf": -Infinity };
   const { tensors, metadata } = readSafetensors(path);

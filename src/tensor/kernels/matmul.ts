@@ -47,7 +47,10 @@ export function matmulInto(args: MatmulArgs, which: MatmulBackend = backend): vo
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
     throw new Error(`matmul kernel: batch sizes ${batchA} and ${batchB} do not broadcast`);
   }
-  if (which === "ts" || args.m * args.n * args.k < 8) return matmulTs(args);
+  if (which === "ts" || args.m * args.n * args.k < 8) {
+    matmulTs(args);
+    return;
+  }
   if (args.accumulate) {
     const tmp = new Float32Array(args.out.length);
     matmulOrt({ ...args, out: tmp, accumulate: false });

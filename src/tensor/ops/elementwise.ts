@@ -196,7 +196,7 @@ export const relu = (x: Tensor) =>
   unary(
     x,
     (s, d) => {
-      for (let i = 0; i < s.length; i++) d[i] = s[i]! > 0 ? s[i]! : 0;
+      for (let i = 0; i < s.length; i++) d[i] = Math.max(s[i]!, 0);
     },
     (xs, _y, g, gx) => {
       for (let i = 0; i < xs.length; i++) gx[i] = xs[i]! > 0 ? g[i]! : 0;
