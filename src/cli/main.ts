@@ -12,6 +12,9 @@ type CommandModule = { run(argv: string[]): Promise<number>; summary: string };
 /** name → lazy loader, so `emlab --help` does not load the whole toolkit. */
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   demo: () => import("./demo.ts"),
+  data: () => import("./data.ts"),
+  audit: () => import("./audit.ts"),
+  eval: () => import("./eval.ts"),
 };
 
 export function registeredCommands(): string[] {

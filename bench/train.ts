@@ -1,0 +1,60 @@
+/**
+ * train_small: training tokens/s (forward + cross-entropy + backward + AdamW step) of the
+ * peer's decoder — hidden 256, 4 layers, 8 heads (8 kv heads), SwiGLU MLP 1024, vocab 4096,
+ * q/k/v biases, tied embeddings, rope θ 1e4 — at batch 32 × context 128, AdamW(lr 3e-4,
+ * wd 0.1), float32, random token data (as the peer). Median step time after 2 warm-up steps.
+ */
+import { type DecoderConfig, decoderForward, initDecoder } from "../src/model/decoder.ts";
+import { AdamW, Rng, backward, ops } from "../src/tensor/index.ts";
+import type { Bench } from "./harness.ts";
+
+const CFG: DecoderConfig = {
+  vocab: 4096,
+  hidden: 256,
+  layers: 4,
+  heads: 8,
+  kvHeads: 8,
+  inter: 1024,
+  ropeTheta: 1e4,
+  eps: 1e-6,
+  qkvBias: true,
+  tieEmbeddings: true,
+};
+const B = 32;
+const T = 128;
+
+export function trainSmallStep(): () => { seconds: number; loss: number } {
+  const params = initDecoder(CFG, 0);
+  const opt = new AdamW(Object.values(params), { lr: 3e-4, weightDecay: 0.1 });
+  const rng = new Rng(0);
+  const data = Int32Array.from({ length: B * (T + 1) }, () => rng.int(CFG.vocab));
+  const ids = new Int32Array(B * T);
+  const targets = new Int32Array(B * T);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      ids[b * T + t] = data[b * (T + 1) + t]!;
+      targets[b * T + t] = data[b * (T + 1) + t + 1]!;
+    }
+  return () => {
+    const t0 = performance.now();
+    const loss = ops.crossEntropy(decoderForward(CFG, params, ids, B, T), targets);
+    opt.zeroGrad();
+    backward(loss);
+    opt.step();
+    return { seconds: (performance.now() - t0) / 1000, loss: loss.item() };
+  };
+}
+
+export const benches: Bench[] = [
+  {
+    name: "train_small",
+    unit: "tokens/s",
+    run() {
+      const step = trainSmallStep();
+      step();
+      step();
+      const times = [step().seconds, step().seconds, step().seconds].sort((a, b) => a - b);
+      return (B * T) / times[1]!;
+    },
+  },
+];
