@@ -9,7 +9,7 @@
  *   const params = initDecoder(cfg, 0);
  *   const logits = decoderForward(cfg, params, ids, batch, seq); // [batch, seq, vocab]
  */
-import { Rng, Tensor, ops } from "../tensor/index.ts";
+import { ops, Rng, Tensor } from "../tensor/index.ts";
 
 export interface DecoderConfig {
   vocab: number;
@@ -63,7 +63,15 @@ export function initDecoder(cfg: DecoderConfig, seed: number): DecoderParams {
 }
 
 /** [B, T, heads·hd] → [B, heads, T, hd] with rotary embedding applied. */
-function splitHeads(x: Tensor, B: number, T: number, heads: number, positions: Int32Array, theta: number, rope: boolean) {
+function splitHeads(
+  x: Tensor,
+  B: number,
+  T: number,
+  heads: number,
+  positions: Int32Array,
+  theta: number,
+  rope: boolean,
+) {
   const hd = x.shape[2]! / heads;
   const y = ops.permute(ops.reshape(x, [B, T, heads, hd]), [0, 2, 1, 3]);
   return rope ? ops.rope(y, positions, theta) : y;
@@ -96,9 +104,9 @@ export function decoderForward(cfg: DecoderConfig, p: DecoderParams, ids: Int32A
     const merged = ops.reshape(ops.permute(a, [0, 2, 1, 3]), [B, T, cfg.heads * hd]);
     x = ops.add(x, ops.linear(merged, get(`${L}.self_attn.o_proj.weight`)));
     const h2 = ops.rmsNorm(x, get(`${L}.post_attention_layernorm.weight`), eps);
-    const gate = ops.silu(ops.linear(h2, get(`${L}.mlp.gate_proj.weight`)));
+    const gate = ops.linear(h2, get(`${L}.mlp.gate_proj.weight`));
     const up = ops.linear(h2, get(`${L}.mlp.up_proj.weight`));
-    x = ops.add(x, ops.linear(ops.mul(gate, up), get(`${L}.mlp.down_proj.weight`)));
+    x = ops.add(x, ops.linear(ops.swiglu(gate, up), get(`${L}.mlp.down_proj.weight`)));
   }
   const hN = ops.rmsNorm(x, get("model.norm.weight"), eps);
   return ops.linear(hN, p["lm_head.weight"] ?? get("model.embed_tokens.weight"));

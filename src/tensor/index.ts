@@ -8,6 +8,7 @@ export { ortAvailable, ortThreads, setOrtThreads } from "./kernels/ort.ts";
 export * as ops from "./ops.ts";
 export * from "./optim.ts";
 export { Rng } from "./random.ts";
+export * from "./safetensors.ts";
 export {
   backward,
   clearTape,
@@ -19,4 +20,3 @@ export {
   Tensor,
   tapeLength,
 } from "./tensor.ts";
-export * from "./safetensors.ts";

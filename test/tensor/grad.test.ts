@@ -206,3 +206,7 @@ test("the tape is empty after backward (intermediates released)", () => {
   gradcheck("chain", (t) => ops.tanh(ops.matmul(t, t)), [x]);
   assert.equal(tapeLength(), 0);
 });
+
+test("swiglu", () => {
+  gradcheck("swiglu", (a, b) => ops.swiglu(a, b), [randTensor([3, 5], 1), randTensor([3, 5], 2)]);
+});

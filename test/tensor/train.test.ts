@@ -7,13 +7,13 @@ import { test } from "node:test";
 import { type DecoderConfig, decoderForward, initDecoder } from "../../src/model/decoder.ts";
 import {
   AdamW,
-  NonFiniteLossError,
-  Rng,
-  Tensor,
   assertFiniteLoss,
   backward,
   clipGradNorm,
+  NonFiniteLossError,
   ops,
+  Rng,
+  Tensor,
   warmupSchedule,
 } from "../../src/tensor/index.ts";
 
@@ -87,5 +87,8 @@ test("a NaN loss is reported with its step", () => {
   const w = Tensor.from([Number.NaN], [1, 1], { requiresGrad: true });
   const x = Tensor.from([1], [1, 1]);
   const l = ops.mean(ops.matmul(x, w));
-  assert.throws(() => assertFiniteLoss(l.item(), 17), (e: unknown) => e instanceof NonFiniteLossError && e.step === 17);
+  assert.throws(
+    () => assertFiniteLoss(l.item(), 17),
+    (e: unknown) => e instanceof NonFiniteLossError && e.step === 17,
+  );
 });

@@ -10,7 +10,7 @@ class ProtoWriter {
   private bytes: number[] = [];
 
   private varint(v: number): void {
-    // Values here are small non-negative ints (< 2^31) or enums.
+    // Non-negative values below 2^32 (sizes, enums); negatives go through int().
     let x = v >>> 0;
     while (x > 0x7f) {
       this.bytes.push((x & 0x7f) | 0x80);
@@ -22,9 +22,17 @@ class ProtoWriter {
     this.varint((field << 3) | wire);
   }
   int(field: number, v: number): this {
-    if (v < 0) throw new Error(`onnx-proto: negative int ${v} not supported`);
     this.tag(field, 0);
-    this.varint(v);
+    if (v >= 0) this.varint(v);
+    else {
+      // int64 two's complement: ten 7-bit groups.
+      let x = BigInt.asUintN(64, BigInt(v));
+      while (x > 0x7fn) {
+        this.bytes.push(Number(x & 0x7fn) | 0x80);
+        x >>= 7n;
+      }
+      this.bytes.push(Number(x));
+    }
     return this;
   }
   float(field: number, v: number): this {

@@ -7,6 +7,7 @@
  * so a causal query attends keys 0 … S − T + t (this is what a KV cache needs).
  * Both products run as one batched matmul over B·Hkv groups of [G·T, D] queries.
  */
+import { type AttnDims, attentionBackward, attentionForward, useFused } from "../kernels/fused.ts";
 import { matmulInto } from "../kernels/matmul.ts";
 import { accumulate, fmtShape, needsGrad, record, Tensor } from "../tensor.ts";
 
@@ -35,6 +36,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const G = H / Hkv;
   const groups = B * Hkv;
   const rowsPer = G * T;
+  if (useFused()) return attentionOrt(q, k, v, { B, H, Hkv, T, S, D, scale }, causal, opts.keyMask);
   const probs = new Float32Array(groups * rowsPer * S); // [B·Hkv, G·T, S]
   matmulInto({
     a: q.data,
@@ -120,5 +122,35 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       });
       accumulate(k, gk, true);
     }
+  });
+}
+
+/** The same attention as one onnxruntime graph each way (see kernels/fused.ts). */
+function attentionOrt(q: Tensor, k: Tensor, v: Tensor, d: AttnDims, causal: boolean, keyMask?: Uint8Array): Tensor {
+  const { B, T, S } = d;
+  // Additive mask [B, 1, T, S]: 0 where visible, −1e9 where not (exp underflows to exactly 0).
+  // A query with no visible key gets uniform weights instead of zeros (only padding rows).
+  const mask = new Float32Array(B * T * S);
+  const offset = S - T;
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const base = (b * T + t) * S;
+      const limit = causal ? offset + t + 1 : S;
+      if (limit < S) mask.fill(-1e9, base + limit, base + S);
+      if (keyMask) for (let j = 0; j < limit; j++) if (keyMask[b * S + j] === 0) mask[base + j] = -1e9;
+    }
+  const probs = new Float32Array(B * d.H * T * S);
+  const out = new Float32Array(q.size);
+  attentionForward(q.data, k.data, v.data, mask, d, probs, out);
+  const y = new Tensor(out, q.shape);
+  if (!needsGrad(q, k, v)) return y;
+  return record(y, [q, k, v], (g) => {
+    const gq = new Float32Array(q.size);
+    const gk = new Float32Array(k.size);
+    const gv = new Float32Array(v.size);
+    attentionBackward(probs, g, q.data, k.data, v.data, d, gq, gk, gv);
+    accumulate(q, gq, true);
+    accumulate(k, gk, true);
+    accumulate(v, gv, true);
   });
 }

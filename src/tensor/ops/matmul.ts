@@ -159,18 +159,19 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     }
     if (weight.requiresGrad) {
       // dW [out, in] = gᵀ [out, rows] · x [rows, in], accumulated straight into .grad.
-      if (weight.grad === null) weight.grad = new Float32Array(weight.size);
+      const fresh = weight.grad === null;
+      if (fresh) weight.grad = new Float32Array(weight.size);
       matmulInto({
         a: g,
         b: x.data,
-        out: weight.grad,
+        out: weight.grad!,
         batchA: 1,
         batchB: 1,
         m: outF,
         k: rows,
         n: inF,
         transA: true,
-        accumulate: true,
+        accumulate: !fresh,
       });
     }
     if (bias?.requiresGrad) {

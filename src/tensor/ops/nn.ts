@@ -2,6 +2,7 @@
  * Neural-network ops with fused backward: rotary position embedding, cross-entropy with an
  * ignore index, top-k, dropout.
  */
+import { softmaxLse, swigluForward, useFused } from "../kernels/fused.ts";
 import type { Rng } from "../random.ts";
 import { accumulate, fmtShape, needsGrad, record, Tensor } from "../tensor.ts";
 
@@ -84,25 +85,43 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
   let total = 0;
   for (let r = 0; r < rows; r++) {
     const t = targets[r]!;
-    if (t === ignore) continue;
-    if (!(t >= 0 && t < V)) throw new Error(`crossEntropy: target ${t} at row ${r} out of range [0, ${V})`);
-    const base = r * V;
-    let m = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < V; j++) if (src[base + j]! > m) m = src[base + j]!;
-    let s = 0;
-    if (probs) {
-      for (let j = 0; j < V; j++) {
-        const e = Math.exp(src[base + j]! - m);
-        probs[base + j] = e;
-        s += e;
-      }
-      const inv = 1 / s;
-      for (let j = 0; j < V; j++) probs[base + j]! *= inv;
-    } else for (let j = 0; j < V; j++) s += Math.exp(src[base + j]! - m);
-    const l = m + Math.log(s) - src[base + t]!;
-    losses[r] = l;
-    total += l;
-    count++;
+    if (t !== ignore && !(t >= 0 && t < V))
+      throw new Error(`crossEntropy: target ${t} at row ${r} out of range [0, ${V})`);
+  }
+  if (useFused()) {
+    // One ORT call: softmax (kept for backward) and log-sum-exp per row, vectorised.
+    const lse = new Float32Array(rows);
+    softmaxLse(src, rows, V, lse, probs ?? undefined);
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r]!;
+      if (t === ignore) continue;
+      const l = lse[r]! - src[r * V + t]!;
+      losses[r] = l;
+      total += l;
+      count++;
+    }
+  } else {
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r]!;
+      if (t === ignore) continue;
+      const base = r * V;
+      let m = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < V; j++) if (src[base + j]! > m) m = src[base + j]!;
+      let s = 0;
+      if (probs) {
+        for (let j = 0; j < V; j++) {
+          const e = Math.exp(src[base + j]! - m);
+          probs[base + j] = e;
+          s += e;
+        }
+        const inv = 1 / s;
+        for (let j = 0; j < V; j++) probs[base + j]! *= inv;
+      } else for (let j = 0; j < V; j++) s += Math.exp(src[base + j]! - m);
+      const l = m + Math.log(s) - src[base + t]!;
+      losses[r] = l;
+      total += l;
+      count++;
+    }
   }
   const out =
     reduction === "none"
@@ -114,7 +133,10 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
     for (let r = 0; r < rows; r++) {
       const base = r * V;
       const t = targets[r]!;
-      if (t === ignore) continue;
+      if (t === ignore) {
+        gl.fill(0, base, base + V);
+        continue;
+      }
       const scale = reduction === "none" ? g[r]! : reduction === "mean" ? g[0]! / count : g[0]!;
       gl[base + t]! -= 1;
       for (let j = 0; j < V; j++) gl[base + j]! *= scale;
@@ -171,5 +193,42 @@ export function dropout(x: Tensor, p: number, rng: Rng, training = true): Tensor
     const gx = new Float32Array(x.size);
     for (let i = 0; i < gx.length; i++) gx[i] = g[i]! * mask[i]!;
     accumulate(x, gx, true);
+  });
+}
+
+/**
+ * SwiGLU, the Llama/Qwen MLP gate: silu(gate) ⊙ up, fused so σ(gate) is computed once and
+ * kept for the backward (no exp in the backward pass).
+ */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  if (gate.size !== up.size) {
+    throw new Error(`swiglu: gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} differ`);
+  }
+  const n = gate.size;
+  const y = new Float32Array(n);
+  const s = new Float32Array(n);
+  const gd = gate.data;
+  const ud = up.data;
+  if (useFused()) swigluForward(gd, ud, y, s);
+  else
+    for (let i = 0; i < n; i++) {
+      const sg = 1 / (1 + Math.exp(-gd[i]!));
+      s[i] = sg;
+      y[i] = gd[i]! * sg * ud[i]!;
+    }
+  return record(new Tensor(y, gate.shape), [gate, up], (g) => {
+    if (gate.requiresGrad) {
+      const gg = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const sg = s[i]!;
+        gg[i] = g[i]! * ud[i]! * sg * (1 + gd[i]! * (1 - sg));
+      }
+      accumulate(gate, gg, true);
+    }
+    if (up.requiresGrad) {
+      const gu = new Float32Array(n);
+      for (let i = 0; i < n; i++) gu[i] = g[i]! * gd[i]! * s[i]!;
+      accumulate(up, gu, true);
+    }
   });
 }
