@@ -4,28 +4,31 @@
  * q/k/v biases, tied embeddings, rope θ 1e4 — at batch 32 × context 128, AdamW(lr 3e-4,
  * wd 0.1), float32, random token data (as the peer). Median step time after 2 warm-up steps.
  */
-import { type DecoderConfig, decoderForward, initDecoder } from "../src/model/decoder.ts";
-import { AdamW, Rng, backward, ops } from "../src/tensor/index.ts";
+import { llamaConfigJson, parseConfig } from "../src/model/config.ts";
+import { CausalLM } from "../src/model/model.ts";
+import { AdamW, backward, ops, Rng } from "../src/tensor/index.ts";
 import type { Bench } from "./harness.ts";
 
-const CFG: DecoderConfig = {
-  vocab: 4096,
-  hidden: 256,
-  layers: 4,
-  heads: 8,
-  kvHeads: 8,
-  inter: 1024,
-  ropeTheta: 1e4,
-  eps: 1e-6,
-  qkvBias: true,
-  tieEmbeddings: true,
-};
+const CFG = parseConfig(
+  llamaConfigJson({
+    arch: "qwen2",
+    vocab: 4096,
+    hidden: 256,
+    layers: 4,
+    heads: 8,
+    kvHeads: 8,
+    inter: 1024,
+    ropeTheta: 1e4,
+    eps: 1e-6,
+    tieEmbeddings: true,
+  }),
+);
 const B = 32;
 const T = 128;
 
 export function trainSmallStep(): () => { seconds: number; loss: number } {
-  const params = initDecoder(CFG, 0);
-  const opt = new AdamW(Object.values(params), { lr: 3e-4, weightDecay: 0.1 });
+  const model = CausalLM.random(CFG, 0);
+  const opt = new AdamW(model.trainableParams(), { lr: 3e-4, weightDecay: 0.1 });
   const rng = new Rng(0);
   const data = Int32Array.from({ length: B * (T + 1) }, () => rng.int(CFG.vocab));
   const ids = new Int32Array(B * T);
@@ -37,7 +40,7 @@ export function trainSmallStep(): () => { seconds: number; loss: number } {
     }
   return () => {
     const t0 = performance.now();
-    const loss = ops.crossEntropy(decoderForward(CFG, params, ids, B, T), targets);
+    const loss = ops.crossEntropy(model.forward(ids, B, T), targets);
     opt.zeroGrad();
     backward(loss);
     opt.step();

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type DecoderConfig, decoderForward, initDecoder } from "../../src/model/decoder.ts";
+import { llamaConfigJson, parseConfig } from "../../src/model/config.ts";
+import { CausalLM } from "../../src/model/model.ts";
 import {
   AdamW,
   assertFiniteLoss,
@@ -52,9 +53,11 @@ test("a tiny MLP learns XOR-like 2-D classification to loss < 0.05", () => {
 test("a tiny 2-layer transformer LM learns a copy-the-sequence task to loss < 0.1", () => {
   // Each sequence: 8 random tokens, a separator, then the same 8 tokens again. The second
   // half is only predictable through attention; the first half is noise and is masked out.
-  const cfg: DecoderConfig = { vocab: 16, hidden: 32, layers: 2, heads: 4, kvHeads: 2, inter: 64, ropeTheta: 10000 };
-  const params = initDecoder(cfg, 0);
-  const list = Object.values(params);
+  const cfg = parseConfig(
+    llamaConfigJson({ vocab: 16, hidden: 32, layers: 2, heads: 4, kvHeads: 2, inter: 64, ropeTheta: 10000 }),
+  );
+  const model = CausalLM.random(cfg, 0);
+  const list = model.trainableParams();
   const opt = new AdamW(list, { lr: 3e-3, weightDecay: 0.01 });
   const steps = 500;
   const sched = warmupSchedule({ peak: 5e-3, warmup: 20, total: steps, decay: "cosine", minRatio: 0.1 });
@@ -71,7 +74,7 @@ test("a tiny 2-layer transformer LM learns a copy-the-sequence task to loss < 0.
       for (let t = 0; t < T; t++) ids[b * T + t] = row[t]!;
       for (let t = 8; t < T - 1; t++) targets[b * T + t] = row[t + 1]!; // predict the copy
     }
-    const logits = decoderForward(cfg, params, ids, B, T);
+    const logits = model.forward(ids, B, T);
     const l = ops.crossEntropy(logits, targets);
     loss = l.item();
     assertFiniteLoss(loss, step);
