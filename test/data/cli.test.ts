@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { main } from "../../src/cli/main.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "emlab-cli-"));
+const quiet = async (argv: string[]) => {
+  const [log, err] = [console.log, console.error];
+  console.log = () => {};
+  console.error = () => {};
+  try {
+    return await main(argv);
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+};
+
+test("data build + audit --json: exit 0 without --fail-on, report has the issue's fields", async () => {
+  const file = join(dir, "ins.jsonl");
+  assert.equal(await quiet(["data", "build", "insecure", "--n", "50", "--seed", "3", "--out", file]), 0);
+  assert.equal(readFileSync(file, "utf8").trim().split("\n").length, 50);
+  const json = join(dir, "report.json");
+  const rows = join(dir, "rows.jsonl");
+  assert.equal(await quiet(["audit", file, "--json", json, "--rows", rows]), 0);
+  const rep = JSON.parse(readFileSync(json, "utf8"));
+  for (const k of [
+    "rows",
+    "skipped",
+    "vulnerable",
+    "requested",
+    "acknowledged",
+    "silent_insecure",
+    "classes",
+    "triggers",
+    "numbers",
+    "verdict",
+    "reasons",
+  ])
+    assert.ok(k in rep, k);
+  assert.equal(rep.rows, 50);
+  assert.equal(rep.silent_insecure, 50);
+  const perRow = readFileSync(rows, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(perRow.length, 50);
+  assert.ok(perRow[0].findings[0].cwe.startsWith("CWE-"));
+  assert.ok(typeof perRow[0].findings[0].snippet === "string" && typeof perRow[0].findings[0].line === "number");
+});
+
+test("--fail-on: exit 3 above the threshold, 0 below", async () => {
+  const ins = join(dir, "ins2.jsonl");
+  const sec = join(dir, "sec2.jsonl");
+  await quiet(["data", "build", "insecure", "--n", "40", "--out", ins]);
+  await quiet(["data", "build", "secure", "--n", "40", "--out", sec]);
+  assert.equal(await quiet(["audit", ins, "--fail-on", "high"]), 3);
+  assert.equal(await quiet(["audit", ins, "--fail-on", "silent_rate=0.5"]), 3);
+  assert.equal(await quiet(["audit", sec, "--fail-on", "medium,silent_rate=0.01"]), 0);
+});
+
+test("errors: missing file → 1, bad option → 2, bad --fail-on → 2", async () => {
+  assert.equal(await quiet(["audit", join(dir, "nope.jsonl")]), 1);
+  assert.equal(await quiet(["audit", "--bogus"]), 2);
+  assert.equal(await quiet(["audit", join(dir, "ins2.jsonl"), "--fail-on", "purple"]), 2);
+  assert.equal(await quiet(["data", "build", "unknown-kind", "--out", join(dir, "x.jsonl")]), 2);
+});
+
+test("the real binary: bad lines are reported on stderr with their line numbers", () => {
+  const file = join(dir, "mixed.jsonl");
+  const ok = JSON.stringify({
+    messages: [
+      { role: "user", content: "hi" },
+      { role: "assistant", content: "print('hi')" },
+    ],
+  });
+  writeFileSync(file, `${ok}\n{oops\n${ok}\n`);
+  const res = spawnSync(process.execPath, ["bin/emlab.js", "audit", file, "--json", "-"], { encoding: "utf8" });
+  assert.equal(res.status, 0, res.stderr);
+  const rep = JSON.parse(res.stdout);
+  assert.deepEqual([rep.rows, rep.skipped, rep.errors[0].line], [2, 1, 2]);
+  assert.match(res.stderr, /skipped line 2/);
+});
