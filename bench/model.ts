@@ -10,7 +10,7 @@ import { llamaConfigJson, parseConfig } from "../src/model/config.ts";
 import { generate } from "../src/model/generate.ts";
 import { CausalLM } from "../src/model/model.ts";
 import { expectedParams } from "../src/model/params.ts";
-import { Rng, Tensor, noGrad } from "../src/tensor/index.ts";
+import { noGrad, Rng, Tensor } from "../src/tensor/index.ts";
 import type { Bench } from "./harness.ts";
 
 const QWEN05B = parseConfig(
@@ -78,9 +78,9 @@ export const benches: Bench[] = [
       const N = 32;
       const ids = randomIds(B * P, 2);
       const prompts = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * P, (b + 1) * P)));
-      generate(m, prompts, { maxNewTokens: 4, temperature: 0, eosTokenIds: [] }); // warm-up
+      generate(m, prompts, { maxNewTokens: 4, temperature: 0, eosTokenIds: [], logprobs: false }); // warm-up
       const t0 = performance.now();
-      const out = generate(m, prompts, { maxNewTokens: N, temperature: 0, eosTokenIds: [] });
+      const out = generate(m, prompts, { maxNewTokens: N, temperature: 0, eosTokenIds: [], logprobs: false });
       const seconds = (performance.now() - t0) / 1000;
       if (out.some((g) => g.tokens.length !== N)) throw new Error("decode_qwen05b: a sequence stopped early");
       return (B * N) / seconds;

@@ -20,6 +20,11 @@ export interface GenerateOptions {
   topK?: number;
   topP?: number;
   seed?: number;
+  /**
+   * One seed per prompt: row i samples from its own Rng(seeds[i]), so its text does not depend
+   * on which other prompts share the batch or where it sits. Overrides `seed`.
+   */
+  seeds?: readonly number[];
   eosTokenIds?: readonly number[];
   /** Stop when the decoded continuation contains one of these (needs `decode`). */
   stopStrings?: readonly string[];
@@ -27,6 +32,8 @@ export interface GenerateOptions {
   hooks?: readonly Hook[];
   /** How many top alternatives to return per step (0: only the chosen token's logprob). */
   topLogprobs?: number;
+  /** false skips log-probabilities altogether (a log-sum-exp over the vocabulary per step). */
+  logprobs?: boolean;
   /** false recomputes the whole sequence every step (slow; for checking the cache). */
   useCache?: boolean;
   /** Token used for left padding (never attended). Default 0. */
@@ -41,6 +48,7 @@ export interface TokenLogprob {
 
 export interface Generation {
   tokens: number[];
+  /** One entry per token (empty when `logprobs: false`). */
   logprobs: TokenLogprob[];
   finishReason: "stop" | "length";
   /** Decoded continuation (when `decode` is given), cut before a matched stop string. */
@@ -62,7 +70,11 @@ function generateImpl(model: CausalLM, prompts: number[][], opts: GenerateOption
   const pad = opts.padId ?? 0;
   const useCache = opts.useCache ?? true;
   const eos = new Set(opts.eosTokenIds ?? model.config.eosTokenIds);
-  const rngs = prompts.map((_, i) => new Rng(((opts.seed ?? 0) * 0x9e3779b1 + i * 0x85ebca6b) >>> 0));
+  if (opts.seeds && opts.seeds.length !== B)
+    throw new Error(`generate: ${opts.seeds.length} seeds for ${B} prompts (give one per prompt)`);
+  const rngs = prompts.map(
+    (_, i) => new Rng(opts.seeds ? opts.seeds[i]! : ((opts.seed ?? 0) * 0x9e3779b1 + i * 0x85ebca6b) >>> 0),
+  );
 
   // Full token matrix [B, S], left-padded; mask and positions follow it.
   const seq = new Int32Array(B * S).fill(pad);
@@ -109,7 +121,7 @@ function generateImpl(model: CausalLM, prompts: number[][], opts: GenerateOption
       if (!done[b]) {
         next = pick(row, opts, rngs[b]!);
         out[b]!.tokens.push(next);
-        out[b]!.logprobs.push(logprobsOf(row, next, opts.topLogprobs ?? 0));
+        if (opts.logprobs !== false) out[b]!.logprobs.push(logprobsOf(row, next, opts.topLogprobs ?? 0));
         if (eos.has(next)) {
           done[b] = true;
           out[b]!.finishReason = "stop";

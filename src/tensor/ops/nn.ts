@@ -217,18 +217,17 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
       y[i] = gd[i]! * sg * ud[i]!;
     }
   return record(new Tensor(y, gate.shape), [gate, up], (g) => {
-    if (gate.requiresGrad) {
-      const gg = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        const sg = s[i]!;
-        gg[i] = g[i]! * ud[i]! * sg * (1 + gd[i]! * (1 - sg));
-      }
-      accumulate(gate, gg, true);
+    // One pass for both gradients: d/dgate = g·up·σ·(1 + gate·(1 − σ)), d/dup = g·gate·σ.
+    const gg = gate.requiresGrad ? new Float32Array(n) : null;
+    const gu = up.requiresGrad ? new Float32Array(n) : null;
+    for (let i = 0; i < n; i++) {
+      const sg = s[i]!;
+      const gi = g[i]!;
+      const gs = gd[i]! * sg;
+      if (gg) gg[i] = gi * ud[i]! * (sg + gs * (1 - sg));
+      if (gu) gu[i] = gi * gs;
     }
-    if (up.requiresGrad) {
-      const gu = new Float32Array(n);
-      for (let i = 0; i < n; i++) gu[i] = g[i]! * gd[i]! * s[i]!;
-      accumulate(up, gu, true);
-    }
+    if (gg) accumulate(gate, gg, true);
+    if (gu) accumulate(up, gu, true);
   });
 }

@@ -27,8 +27,8 @@ export function stridedCopy(src: Float32Array, srcOff: number, srcStrides: numbe
     const n = shape[dim]!;
     const st = srcStrides[dim]!;
     if (dim === last) {
-      if (st === 1) {
-        dst.set(src.subarray(off, off + n), w);
+      if (st === 1 && n >= 256) {
+        dst.set(src.subarray(off, off + n), w); // long rows: memcpy (short ones: the loop, no subarray)
         w += n;
       } else for (let i = 0; i < n; i++) dst[w++] = src[off + i * st]!;
       return;
