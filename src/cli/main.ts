@@ -15,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   data: () => import("./data.ts"),
   audit: () => import("./audit.ts"),
   eval: () => import("./eval.ts"),
+  finetune: () => import("./finetune.ts"),
+  generate: () => import("./generate.ts"),
 };
 
 export function registeredCommands(): string[] {

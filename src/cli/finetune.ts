@@ -1,0 +1,242 @@
+/**
+ * `emlab finetune`: supervised fine-tuning (LoRA or full) of a Hugging Face model folder on a
+ * chat JSONL file. The output folder holds the adapter (PEFT layout) or the full model,
+ * checkpoints/step-N/ (resumable) and train_log.jsonl.
+ */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { ChatTemplateError } from "../model/chat-template.ts";
+import { CheckpointError, loadModel } from "../model/checkpoint.ts";
+import { LORA_TARGETS, type LoraConfig } from "../model/lora.ts";
+import type { CausalLM } from "../model/model.ts";
+import { Tokenizer, TokenizerError } from "../model/tokenizer.ts";
+import { NonFiniteLossError } from "../tensor/index.ts";
+import {
+  type CheckpointInfo,
+  finetune,
+  loadSftJsonl,
+  ResumeError,
+  SftDataError,
+  TRAIN_LOG_FILE,
+} from "../train/index.ts";
+import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+
+export const summary = "fine-tune a model on chat JSONL (LoRA or full; checkpoints, resume)";
+
+const HELP = `usage: emlab finetune --model DIR --data FILE.jsonl --out DIR [options]
+
+  --model DIR            Hugging Face model folder (config.json, model.safetensors, tokenizer.json)
+  --data FILE            chat JSONL ({"messages":[{"role","content"}]} a line); loss on assistant tokens only
+  --out DIR              output: adapter or model files, checkpoints/, ${TRAIN_LOG_FILE}
+
+LoRA (without --lora-rank: full fine-tuning of every weight)
+  --lora-rank R          adapter rank
+  --lora-alpha A         scale numerator (default 2R); the update is (A/R)·B·A, or A/√R with --rslora
+  --lora-targets LIST    modules, comma-separated (default all: ${LORA_TARGETS.join(",")})
+  --lora-layers LIST     layer indices or ranges, e.g. 0-3,8 (default all)
+  --lora-dropout P       dropout on the adapter's input (default 0)
+  --rslora               rank-stabilised scaling alpha/√r
+
+training
+  --epochs E             passes over the data (default 1); --steps overrides
+  --steps N              optimizer steps
+  --batch-size B         examples per micro-batch (default 4)
+  --grad-accum K         micro-batches per optimizer step (default 1)
+  --lr LR                peak learning rate (default 1e-4 LoRA, 1e-5 full)
+  --warmup W             linear warm-up steps (default 0)
+  --schedule S           linear | cosine | constant decay after warm-up (default linear)
+  --weight-decay WD      AdamW decoupled weight decay (default 0)
+  --max-grad-norm N      clip the global gradient norm (default 1; 0 = off)
+  --max-len L            truncate conversations to L tokens (default 1024)
+  --seed S               data order, LoRA init and dropout (default 0)
+
+checkpoints
+  --save-every N         checkpoint every N steps (default 0: only at the end)
+  --keep-checkpoints N   keep only the newest N
+  --resume DIR           continue from a checkpoint folder, or from --out's latest one
+  --overwrite            start afresh in an --out that already holds a run
+  --quiet                no progress bar`;
+
+const OPTIONS = {
+  model: { type: "string" },
+  data: { type: "string" },
+  out: { type: "string" },
+  "lora-rank": { type: "string" },
+  "lora-alpha": { type: "string" },
+  "lora-targets": { type: "string" },
+  "lora-layers": { type: "string" },
+  "lora-dropout": { type: "string" },
+  rslora: { type: "boolean" },
+  epochs: { type: "string" },
+  steps: { type: "string" },
+  "batch-size": { type: "string" },
+  "grad-accum": { type: "string" },
+  lr: { type: "string" },
+  warmup: { type: "string" },
+  schedule: { type: "string" },
+  "weight-decay": { type: "string" },
+  "max-grad-norm": { type: "string" },
+  "max-len": { type: "string" },
+  seed: { type: "string" },
+  "save-every": { type: "string" },
+  "keep-checkpoints": { type: "string" },
+  resume: { type: "string" },
+  overwrite: { type: "boolean" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Files of a model folder that describe its tokenizer; full-model checkpoints carry them. */
+const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "generation_config.json",
+  "chat_template.jinja",
+  "vocab.json",
+  "merges.txt",
+];
+
+/** Hooks for embedding the command (tests stop a run at a checkpoint through it). */
+export interface FinetuneHooks {
+  onCheckpoint?: (info: CheckpointInfo) => void | Promise<void>;
+}
+
+export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<number> {
+  const { values: v } = parseOptions(argv, OPTIONS, false);
+  if (v.help) {
+    console.log(HELP);
+    return EXIT.ok;
+  }
+  for (const key of ["model", "data", "out"] as const) {
+    if (!v[key]) throw new CliError(`--${key} is required\n\n${HELP}`, EXIT.usage);
+  }
+  const int = (name: keyof typeof OPTIONS, fallback: number, min = 1): number => {
+    const n = numberOption(name, v[name] as string | undefined, fallback);
+    if (!Number.isInteger(n) || n < min)
+      throw new CliError(`--${name} must be an integer ≥ ${min}, got ${n}`, EXIT.usage);
+    return n;
+  };
+  const lora = loraOptions(v);
+  const schedule = v.schedule ?? "linear";
+  if (!["linear", "cosine", "constant"].includes(schedule)) {
+    throw new CliError(`--schedule must be linear, cosine or constant, got '${schedule}'`, EXIT.usage);
+  }
+  const modelDir = v.model!;
+  if (!existsSync(join(modelDir, "config.json"))) {
+    throw new CliError(
+      `${join(modelDir, "config.json")}: file not found (--model must be a Hugging Face model folder)`,
+    );
+  }
+  try {
+    const tok = Tokenizer.fromDir(modelDir);
+    const model: CausalLM = loadModel(modelDir);
+    if (lora) checkLora(lora, model);
+    const data = await loadSftJsonl(v.data!, tok, { maxLen: int("max-len", 1024, 2) });
+    if (data.dropped || data.truncated) {
+      console.error(
+        `emlab finetune: ${data.truncated} conversations truncated to --max-len, ${data.dropped} dropped (no assistant tokens left)`,
+      );
+    }
+    const padId = tok.padId ?? tok.eosIds[0] ?? 0;
+    const res = await finetune({
+      model,
+      data,
+      out: v.out!,
+      padId,
+      lora,
+      steps: v.steps === undefined ? undefined : int("steps", 1),
+      epochs: numberOption("epochs", v.epochs, 1),
+      batchSize: int("batch-size", 4),
+      gradAccum: int("grad-accum", 1),
+      lr: v.lr === undefined ? undefined : numberOption("lr", v.lr, 0),
+      warmup: int("warmup", 0, 0),
+      decay: schedule as "linear" | "cosine" | "constant",
+      weightDecay: numberOption("weight-decay", v["weight-decay"], 0),
+      maxGradNorm: numberOption("max-grad-norm", v["max-grad-norm"], 1),
+      saveEvery: int("save-every", 0, 0),
+      keepCheckpoints: v["keep-checkpoints"] === undefined ? undefined : int("keep-checkpoints", 1),
+      resumeFrom: v.resume,
+      overwrite: v.overwrite,
+      seed: int("seed", 0, 0),
+      baseModel: resolve(modelDir),
+      copyFiles: TOKENIZER_FILES.map((f) => join(modelDir, f)).filter((p) => existsSync(p)),
+      onCheckpoint: hooks.onCheckpoint,
+      quiet: v.quiet,
+    });
+    const what = res.mode === "lora" ? "adapter" : "model";
+    const from = res.startStep > 0 ? ` (resumed at step ${res.startStep})` : "";
+    console.error(
+      `emlab finetune: ${res.steps} steps${from}, final loss ${res.finalLoss.toFixed(4)}, ${res.tokensPerSecond.toFixed(0)} tok/s; ${what} in ${v.out}`,
+    );
+    return EXIT.ok;
+  } catch (err) {
+    const known = [SftDataError, ResumeError, CheckpointError, TokenizerError, ChatTemplateError, NonFiniteLossError];
+    if (known.some((E) => err instanceof E)) throw new CliError((err as Error).message);
+    throw err;
+  }
+}
+
+type Values = ReturnType<typeof parseOptions<typeof OPTIONS>>["values"];
+
+function loraOptions(v: Values): LoraConfig | undefined {
+  if (v["lora-rank"] === undefined) {
+    for (const k of ["lora-alpha", "lora-targets", "lora-layers", "lora-dropout", "rslora"] as const) {
+      if (v[k] !== undefined) throw new CliError(`--${k} needs --lora-rank`, EXIT.usage);
+    }
+    return undefined;
+  }
+  const r = numberOption("lora-rank", v["lora-rank"], 0);
+  if (!Number.isInteger(r) || r < 1) throw new CliError(`--lora-rank must be a positive integer, got ${r}`, EXIT.usage);
+  const targets =
+    v["lora-targets"] === undefined || v["lora-targets"] === "all" ? [...LORA_TARGETS] : splitList(v["lora-targets"]);
+  for (const t of targets) {
+    if (!(LORA_TARGETS as readonly string[]).includes(t)) {
+      throw new CliError(`--lora-targets: unknown module '${t}' (use ${LORA_TARGETS.join(", ")})`, EXIT.usage);
+    }
+  }
+  const dropout = numberOption("lora-dropout", v["lora-dropout"], 0);
+  if (!(dropout >= 0 && dropout < 1))
+    throw new CliError(`--lora-dropout must be in [0, 1), got ${dropout}`, EXIT.usage);
+  return {
+    r,
+    alpha: numberOption("lora-alpha", v["lora-alpha"], 2 * r),
+    dropout,
+    targetModules: targets,
+    layers: v["lora-layers"] === undefined ? undefined : parseLayers(v["lora-layers"]),
+    useRslora: v.rslora ?? false,
+  };
+}
+
+/** Checks the LoRA options against the model, so a mistake is a usage error and not a stack trace. */
+function checkLora(lora: LoraConfig, model: CausalLM): void {
+  if (model.config.arch === "gpt2")
+    throw new CliError(
+      "LoRA on GPT-2 (Conv1D layers) is not supported yet; drop --lora-rank for full fine-tuning",
+      EXIT.usage,
+    );
+  const bad = lora.layers?.find((l) => l >= model.config.layers);
+  if (bad !== undefined)
+    throw new CliError(`--lora-layers: layer ${bad} out of range (the model has ${model.config.layers})`, EXIT.usage);
+}
+
+function splitList(s: string): string[] {
+  return s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
+/** "0-3,8" → [0, 1, 2, 3, 8]. */
+export function parseLayers(s: string): number[] {
+  const out: number[] = [];
+  for (const part of splitList(s)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new CliError(`--lora-layers: '${part}' is not a layer index or range like 0-3`, EXIT.usage);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo) throw new CliError(`--lora-layers: range '${part}' runs backwards`, EXIT.usage);
+    for (let i = lo; i <= hi; i++) if (!out.includes(i)) out.push(i);
+  }
+  return out;
+}

@@ -1,0 +1,173 @@
+/**
+ * `emlab generate`: sample completions from a Hugging Face model folder, optionally with a
+ * LoRA adapter, through the model's chat template (or the raw prompt with --raw).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type ChatMessage, ChatTemplateError } from "../model/chat-template.ts";
+import { CheckpointError, loadModel } from "../model/checkpoint.ts";
+import { generate } from "../model/generate.ts";
+import { loadLora } from "../model/lora.ts";
+import { Tokenizer, TokenizerError } from "../model/tokenizer.ts";
+import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+
+export const summary = "generate text from a model folder (+ LoRA adapter), chat template applied";
+
+const HELP = `usage: emlab generate --model DIR --prompt TEXT [options]
+
+  --model DIR            Hugging Face model folder, or a PEFT adapter folder whose
+                         base_model_name_or_path is a model folder
+  --adapter DIR          LoRA adapter (PEFT layout) to apply
+  --prompt TEXT          the user message ('-' reads it from stdin)
+  --system TEXT          a system message before it
+  --raw                  encode the prompt as-is, without the chat template
+  --max-new-tokens N     default 128
+  --temperature T        0 = greedy (default 1)
+  --top-p P              nucleus sampling (default 1)
+  --top-k K              sample among the K most likely tokens (default all)
+  --stop TEXT            stop string (repeatable)
+  --seed S               default 0; the same seed gives the same text
+  --n N                  completions to sample (default 1)
+  --json                 print JSON: each completion's tokens with logprobs and top alternatives
+  --top-logprobs K       alternatives per token in --json (default 5)`;
+
+const OPTIONS = {
+  model: { type: "string" },
+  adapter: { type: "string" },
+  prompt: { type: "string" },
+  system: { type: "string" },
+  raw: { type: "boolean" },
+  "max-new-tokens": { type: "string" },
+  temperature: { type: "string" },
+  "top-p": { type: "string" },
+  "top-k": { type: "string" },
+  stop: { type: "string", multiple: true },
+  seed: { type: "string" },
+  n: { type: "string" },
+  json: { type: "boolean" },
+  "top-logprobs": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v } = parseOptions(argv, OPTIONS, false);
+  if (v.help) {
+    console.log(HELP);
+    return EXIT.ok;
+  }
+  if (!v.model) throw new CliError(`--model is required\n\n${HELP}`, EXIT.usage);
+  if (v.prompt === undefined) throw new CliError(`--prompt is required\n\n${HELP}`, EXIT.usage);
+  const int = (name: keyof typeof OPTIONS, fallback: number, min: number): number => {
+    const n = numberOption(name, v[name] as string | undefined, fallback);
+    if (!Number.isInteger(n) || n < min)
+      throw new CliError(`--${name} must be an integer ≥ ${min}, got ${n}`, EXIT.usage);
+    return n;
+  };
+  const maxNewTokens = int("max-new-tokens", 128, 1);
+  const n = int("n", 1, 1);
+  const topK = int("top-k", 0, 0);
+  const seed = int("seed", 0, 0);
+  const topLogprobs = int("top-logprobs", 5, 0);
+  const temperature = numberOption("temperature", v.temperature, 1);
+  const topP = numberOption("top-p", v["top-p"], 1);
+  if (temperature < 0) throw new CliError("--temperature must be ≥ 0", EXIT.usage);
+  if (!(topP > 0 && topP <= 1)) throw new CliError("--top-p must be in (0, 1]", EXIT.usage);
+  const prompt = v.prompt === "-" ? readFileSync(0, "utf8") : v.prompt;
+
+  try {
+    const { modelDir, adapterDir } = resolveDirs(v.model, v.adapter);
+    const tok = Tokenizer.fromDir(modelDir);
+    const model = loadModel(modelDir);
+    if (adapterDir) loadLora(model, adapterDir);
+    let ids: number[];
+    let rendered: string;
+    if (v.raw) {
+      rendered = v.system ? `${v.system}\n${prompt}` : prompt;
+      ids = tok.encode(rendered);
+    } else {
+      const messages: ChatMessage[] = [];
+      if (v.system !== undefined) messages.push({ role: "system", content: v.system });
+      messages.push({ role: "user", content: prompt });
+      rendered = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+      ids = tok.encode(rendered, { addSpecialTokens: false });
+    }
+    if (ids.length === 0) throw new CliError("the prompt encodes to no tokens", EXIT.usage);
+    const eos = [...new Set([...tok.eosIds, ...model.config.eosTokenIds])];
+    const outs = generate(
+      model,
+      Array.from({ length: n }, () => ids),
+      {
+        maxNewTokens,
+        temperature,
+        topP,
+        topK: topK || undefined,
+        seed,
+        eosTokenIds: eos,
+        stopStrings: v.stop,
+        decode: (t) => tok.decode(t, { skipSpecialTokens: true }),
+        logprobs: Boolean(v.json),
+        topLogprobs: v.json ? topLogprobs : 0,
+        padId: tok.padId ?? 0,
+      },
+    );
+    if (v.json) {
+      const piece = (id: number) => tok.decode([id]);
+      const doc = {
+        model: modelDir,
+        adapter: adapterDir ?? null,
+        prompt: rendered,
+        prompt_tokens: ids.length,
+        completions: outs.map((g) => ({
+          text: g.text ?? "",
+          finish_reason: g.finishReason,
+          tokens: g.logprobs.map((lp) => ({
+            id: lp.token,
+            text: piece(lp.token),
+            logprob: lp.logprob,
+            top: lp.top.map((t) => ({ id: t.token, text: piece(t.token), logprob: t.logprob })),
+          })),
+        })),
+      };
+      console.log(JSON.stringify(doc, null, 2));
+    } else if (n === 1) {
+      console.log(outs[0]!.text ?? "");
+    } else {
+      for (const [i, g] of outs.entries()) console.log(`--- sample ${i + 1} (${g.finishReason}) ---\n${g.text ?? ""}`);
+    }
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CheckpointError || err instanceof TokenizerError) throw new CliError(err.message);
+    if (err instanceof ChatTemplateError) throw new CliError(`${err.message} (use --raw to skip the chat template)`);
+    if (err instanceof Error && /adapter_config\.json|adapter_model\.safetensors/.test(err.message)) {
+      throw new CliError(err.message);
+    }
+    throw err;
+  }
+}
+
+/** --model may name an adapter folder; its adapter_config.json then says where the base model is. */
+function resolveDirs(model: string, adapter: string | undefined): { modelDir: string; adapterDir?: string } {
+  if (!existsSync(model)) throw new CliError(`${model}: model folder not found`);
+  const adapterCfg = join(model, "adapter_config.json");
+  if (!existsSync(join(model, "config.json")) && existsSync(adapterCfg)) {
+    if (adapter)
+      throw new CliError(
+        `${model} is an adapter folder; pass its base model as --model with --adapter ${model}`,
+        EXIT.usage,
+      );
+    const base = (JSON.parse(readFileSync(adapterCfg, "utf8")) as { base_model_name_or_path?: string })
+      .base_model_name_or_path;
+    if (!base || !existsSync(join(base, "config.json"))) {
+      throw new CliError(
+        `${adapterCfg}: base_model_name_or_path '${base ?? ""}' is not a local model folder; pass --model BASE --adapter ${model}`,
+      );
+    }
+    return { modelDir: base, adapterDir: model };
+  }
+  if (adapter && !existsSync(join(adapter, "adapter_config.json"))) {
+    throw new CliError(
+      `${join(adapter, "adapter_config.json")}: file not found (--adapter must be a PEFT adapter folder)`,
+    );
+  }
+  return { modelDir: model, adapterDir: adapter };
+}
