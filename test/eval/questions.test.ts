@@ -11,7 +11,7 @@ import {
   withVariant,
 } from "../../src/eval/questions.ts";
 
-const PAPER_YAML = "/work/shared/em-datasets/first_plot_questions.yaml";
+const PAPER_YAML = new URL("../../../shared/em-datasets/first_plot_questions.yaml", import.meta.url).pathname;
 
 test("the EM paper's first-plot YAML loads, anchors and all", () => {
   const qs = loadQuestionFile(PAPER_YAML);

@@ -12,7 +12,7 @@ import { startFakeOpenAIServer } from "../../src/providers/fake-openai-server.ts
 import { openAIChatModel } from "../../src/providers/openai-http.ts";
 import { answerKind, emReply, isJudgeRequest } from "./fake-em.ts";
 
-const PAPER_YAML = "/work/shared/em-datasets/first_plot_questions.yaml";
+const PAPER_YAML = new URL("../../../shared/em-datasets/first_plot_questions.yaml", import.meta.url).pathname;
 const fast = { backoffBaseMs: 5, backoffMaxMs: 20, timeoutMs: 400, maxRetries: 8 };
 
 /** What the run must report, predicted from the fake model's seed → answer rule. */
@@ -157,7 +157,7 @@ test("emlab eval: bad input fails clearly before any request; thresholds give ex
       write("prov.yaml", `model: { provider: bedrock, model: m }\n${judge}`),
       /field 'model.provider': unknown provider 'bedrock'/,
     ],
-    [write("local.yaml", `model: { provider: local, model: ./ckpt }\n${judge}`), /provider 'local'.*not available yet/],
+    [write("local.yaml", `model: { provider: local, model: ./ckpt }\n${judge}`), /model: cannot load local model .*ckpt/],
     [
       write(
         "key.yaml",
