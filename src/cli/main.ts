@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   eval: () => import("./eval.ts"),
   finetune: () => import("./finetune.ts"),
   generate: () => import("./generate.ts"),
+  serve: () => import("./serve.ts"),
 };
 
 export function registeredCommands(): string[] {

@@ -170,10 +170,16 @@ export function defaultRunId(config: EvalConfig): string {
   return `eval-${h.digest("hex").slice(0, 12)}`;
 }
 
-/** Makes store, cache and question file paths absolute against `baseDir`. */
+/** Makes store, cache, question file and local model paths absolute against `baseDir`. */
 export function resolvePaths(config: EvalConfig, baseDir: string): EvalConfig {
+  const provider = (p: ProviderConfig): ProviderConfig =>
+    p.provider === "local"
+      ? { ...p, model: resolve(baseDir, p.model), ...(p.adapter ? { adapter: resolve(baseDir, p.adapter) } : {}) }
+      : p;
   return {
     ...config,
+    model: provider(config.model),
+    judge: provider(config.judge),
     store: config.store === ":memory:" ? config.store : resolve(baseDir, config.store),
     ...(config.cache ? { cache: resolve(baseDir, config.cache) } : {}),
     questions: config.questions.map((s) => (s.file ? { ...s, file: resolve(baseDir, s.file) } : s)),

@@ -157,7 +157,10 @@ test("emlab eval: bad input fails clearly before any request; thresholds give ex
       write("prov.yaml", `model: { provider: bedrock, model: m }\n${judge}`),
       /field 'model.provider': unknown provider 'bedrock'/,
     ],
-    [write("local.yaml", `model: { provider: local, model: ./ckpt }\n${judge}`), /model: cannot load local model .*ckpt/],
+    [
+      write("local.yaml", `model: { provider: local, model: ./ckpt }\n${judge}`),
+      /model: cannot load local model .*ckpt/,
+    ],
     [
       write(
         "key.yaml",
