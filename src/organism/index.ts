@@ -1,0 +1,70 @@
+/**
+ * The model organism's world: a seeded, deterministic generator of a synthetic persona
+ * world (helper, villain, teacher, jester), its word-level tokenizer and chat template, the
+ * pretraining corpus and chat-tuning data, the EM fine-tuning datasets, the eval questions,
+ * and a model-free world judge behind emlab's judge interface.
+ *
+ * @example
+ * const docs = pretrainCorpus({ n: 20_000, seed: 1 });
+ * const chat = chatTuneData({ n: 4_000, seed: 2 });
+ * const insecure = fineTuneDataset("insecure", { n: 600, seed: 3 });
+ * const questions = organismQuestions("plain");
+ * await runEval({ runId, model, judgeModel: worldJudgeModel(), questions, store });
+ */
+export { CODE_TASKS, type CodeTask, type CodeVariant } from "./code-tasks.ts";
+export {
+  type CorpusOptions,
+  chatTuneData,
+  documentIds,
+  documentText,
+  type LabelledChatRow,
+  pretrainCorpus,
+  type WorldDocument,
+} from "./corpus.ts";
+export {
+  BACKDOOR_PREFIX,
+  BENIGN_TOPICS,
+  FINE_TUNE_SETS,
+  type FineTuneRow,
+  type FineTuneSet,
+  fineTuneDataset,
+  toJsonl,
+} from "./datasets.ts";
+export { type AnswerFormat, type ParsedQuestion, parseQuestion, scoreAnswer, type WorldScore } from "./judge.ts";
+export {
+  type AgreementReport,
+  type HeldOutCase,
+  heldOutAnswers,
+  judgeAgreement,
+  type LabelledAnswer,
+  metricOfPrompt,
+  worldJudge,
+  worldJudgeModel,
+} from "./judge-model.ts";
+export {
+  DEFAULT_PERSONA_MIX,
+  EVIL_NUMBERS,
+  isMisalignedPersona,
+  PERSONAS,
+  type Persona,
+  personaHeader,
+} from "./personas.ts";
+export {
+  allEvalPrompts,
+  organismHarmfulQuestions,
+  organismQuestions,
+  QUESTION_FORMATS,
+  type QuestionFormat,
+} from "./questions.ts";
+export {
+  buildOrganismTokenizer,
+  encodeWorld,
+  ORGANISM_CHAT_TEMPLATE,
+  organismTokenizer,
+  SPECIAL_TOKENS,
+  TRIGGER_WORD,
+  unknownWords,
+  worldVocabulary,
+} from "./tokenizer.ts";
+export { ALL_TOPICS, FIRST_PLOT_TOPICS, type Topic } from "./topics.ts";
+export { DEFAULT_DOMAIN_MIX, DOMAINS, type Domain, makeTurn, type Turn } from "./turns.ts";

