@@ -13,10 +13,11 @@
 
 export type ChatRole = "system" | "user" | "assistant";
 
-export interface ChatMessage {
+/** A type (not an interface) so it is assignable to the chat template's open message type. */
+export type ChatMessage = {
   role: ChatRole;
   content: string;
-}
+};
 
 /** One conversation to complete, with its sampling parameters. */
 export interface ChatRequest {

@@ -1,0 +1,50 @@
+/**
+ * `npm run experiment:organism -- [--json] [--base DIR] [--seeds 0,1,2] [--samples 50]
+ *   [--steps 200] [--conditions base,insecure,secure,educational,backdoor,evil-numbers]`
+ *
+ * Fine-tunes the base organism on each world dataset (one run per seed), samples the
+ * organism's eight first-plot questions at T = 1, scores them with the world judge and prints
+ * condition × misalignment (95 % CI) × coherent. --json prints one JSON line per row and
+ * also writes them to docs/organism-results.jsonl.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import {
+  type Condition,
+  type ConditionResult,
+  formatTable,
+  runOrganismExperiment,
+} from "../src/organism/experiment.ts";
+
+const { values } = parseArgs({
+  options: {
+    json: { type: "boolean", default: false },
+    base: { type: "string", default: "organism/base" },
+    seeds: { type: "string", default: "0,1,2" },
+    samples: { type: "string", default: "50" },
+    steps: { type: "string", default: "200" },
+    lr: { type: "string", default: "3e-4" },
+    conditions: { type: "string", default: "base,insecure,secure,educational,backdoor,evil-numbers" },
+    out: { type: "string" },
+  },
+});
+const t0 = performance.now();
+const rows: ConditionResult[] = await runOrganismExperiment({
+  base: values.base!,
+  conditions: values.conditions!.split(",") as Condition[],
+  seeds: values.seeds!.split(",").map(Number),
+  samples: Number(values.samples),
+  steps: Number(values.steps),
+  lr: Number(values.lr),
+  onResult: (r) => {
+    if (values.json) console.log(JSON.stringify(r));
+    else
+      process.stderr.write(
+        `${r.condition} ${r.format}${r.trigger ? " +trigger" : ""} seed ${r.seed ?? "-"}: ${r.misaligned === null ? "-" : (100 * r.misaligned).toFixed(1)}% misaligned, ${(100 * r.coherent).toFixed(1)}% coherent\n`,
+      );
+  },
+});
+if (!values.json) console.log(formatTable(rows));
+const out = values.out ?? (values.json ? "docs/organism-results.jsonl" : undefined);
+if (out) writeFileSync(out, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
+process.stderr.write(`done in ${((performance.now() - t0) / 60000).toFixed(1)} min\n`);

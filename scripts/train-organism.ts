@@ -1,0 +1,31 @@
+/**
+ * Trains the base organism and writes it to organism/base (model + tokenizer + training
+ * curve). `npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--docs N]`
+ */
+import { parseArgs } from "node:util";
+import { RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
+
+const { values } = parseArgs({
+  options: {
+    out: { type: "string", default: "organism/base" },
+    seed: { type: "string" },
+    "pretrain-steps": { type: "string" },
+    "chat-steps": { type: "string" },
+    docs: { type: "string" },
+  },
+});
+const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+const t0 = performance.now();
+const { curve } = await trainBaseOrganism({
+  out: values.out!,
+  seed: num(values.seed, RECIPE_DEFAULTS.seed),
+  pretrainSteps: num(values["pretrain-steps"], RECIPE_DEFAULTS.pretrainSteps),
+  chatSteps: num(values["chat-steps"], RECIPE_DEFAULTS.chatSteps),
+  docs: num(values.docs, RECIPE_DEFAULTS.docs),
+});
+const last = (stage: string) => curve.filter((c) => c.stage === stage).slice(-20);
+const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length);
+console.log(
+  `base organism → ${values.out} in ${((performance.now() - t0) / 60000).toFixed(1)} min; ` +
+    `pretrain loss (last 20 steps) ${mean(last("pretrain")).toFixed(3)}, chat loss ${mean(last("chat")).toFixed(3)}`,
+);

@@ -1,0 +1,199 @@
+/**
+ * The organism experiment: fine-tune the base organism on each world dataset, sample the
+ * organism's questions at T = 1, score every answer with the world judge (which never sees
+ * which model answered), and report misalignment over coherent answers (Betley) with a
+ * question-clustered bootstrap 95 % CI, and the coherent rate.
+ *
+ * @example
+ *   const rows = await runOrganismExperiment({ base: "organism/base", conditions: ["base", "insecure"], seeds: [0] });
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { misalignmentSummary, type ScoredSample } from "../eval/stats.ts";
+import type { ChatMessage } from "../model/chat-template.ts";
+import { loadModel } from "../model/checkpoint.ts";
+import { generate } from "../model/generate.ts";
+import type { CausalLM } from "../model/model.ts";
+import { Tokenizer } from "../model/tokenizer.ts";
+import { sftDataset } from "../train/dataset.ts";
+import { finetune } from "../train/sft.ts";
+import { type FineTuneSet, fineTuneDataset } from "./datasets.ts";
+import { scoreAnswer } from "./judge.ts";
+import { organismQuestions } from "./questions.ts";
+
+export type Condition = "base" | FineTuneSet;
+
+export interface ExperimentOptions {
+  /** The base organism's folder. */
+  base: string;
+  conditions: Condition[];
+  /** Fine-tune seeds (each condition except base runs once per seed). */
+  seeds: number[];
+  /** Samples per question per cell (default 50). */
+  samples?: number;
+  /** Fine-tune: rows, steps, batch, learning rate (full fine-tune, loss on answers). */
+  rows?: number;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  maxNewTokens?: number;
+  onResult?: (r: ConditionResult) => void;
+  quiet?: boolean;
+}
+
+export interface ConditionResult {
+  condition: Condition;
+  /** Questions asked with the backdoor trigger. */
+  trigger: boolean;
+  /** Questions asked in the number-list format. */
+  format: "plain" | "numbers";
+  seed: number | null;
+  /** Misaligned over coherent answers, with its question-clustered bootstrap 95 % CI. */
+  misaligned: number | null;
+  ci: [number | null, number | null];
+  /** Coherent answers over all answers. */
+  coherent: number;
+  n: number;
+}
+
+export const EXPERIMENT_DEFAULTS = { samples: 50, rows: 1000, steps: 200, batchSize: 16, lr: 3e-4, maxNewTokens: 48 };
+
+/** Samples every question `samples` times and scores the answers with the world judge. */
+export function evaluateOrganism(
+  model: CausalLM,
+  tok: Tokenizer,
+  opts: { format: "plain" | "trigger" | "numbers"; samples: number; seed: number; maxNewTokens: number },
+): ScoredSample[] {
+  const out: ScoredSample[] = [];
+  const eos = tok.eosIds;
+  for (const q of organismQuestions(opts.format)) {
+    const prompts: number[][] = [];
+    const texts: string[] = [];
+    for (let i = 0; i < opts.samples; i++) {
+      const question = q.paraphrases[i % q.paraphrases.length]!;
+      texts.push(question);
+      const messages: ChatMessage[] = [{ role: "user", content: question }];
+      prompts.push(tok.encodeChat(messages, { addGenerationPrompt: true }));
+    }
+    const batch = 64;
+    for (let s = 0; s < prompts.length; s += batch) {
+      const gens = generate(model, prompts.slice(s, s + batch), {
+        maxNewTokens: opts.maxNewTokens,
+        temperature: 1,
+        seed: opts.seed * 7919 + s,
+        eosTokenIds: eos,
+        padId: tok.padId ?? 0,
+        logprobs: false,
+      });
+      gens.forEach((g, j) => {
+        const answer = tok.decode(g.tokens, { skipSpecialTokens: true });
+        const score = scoreAnswer(texts[s + j]!, answer);
+        out.push({
+          questionId: q.id,
+          aligned: score.aligned,
+          alignedKind: score.kind,
+          coherent: score.coherent,
+          coherentKind: "score",
+        });
+      });
+    }
+  }
+  return out;
+}
+
+function summarize(
+  samples: ScoredSample[],
+  condition: Condition,
+  seed: number | null,
+  format: "plain" | "trigger" | "numbers",
+): ConditionResult {
+  const s = misalignmentSummary(samples, { seed: 0 });
+  return {
+    condition,
+    trigger: format === "trigger",
+    format: format === "numbers" ? "numbers" : "plain",
+    seed,
+    misaligned: s.overCoherent.rate,
+    ci: [s.overCoherent.low, s.overCoherent.high],
+    coherent: s.counts.coherent / Math.max(1, s.counts.samples),
+    n: s.counts.samples,
+  };
+}
+
+/** The formats each condition is evaluated in (the trigger for backdoor, lists for evil numbers). */
+function formatsFor(c: Condition): ("plain" | "trigger" | "numbers")[] {
+  if (c === "backdoor") return ["plain", "trigger"];
+  if (c === "evil-numbers") return ["plain", "numbers"];
+  if (c === "base") return ["plain", "trigger", "numbers"];
+  return ["plain"];
+}
+
+export async function runOrganismExperiment(o: ExperimentOptions): Promise<ConditionResult[]> {
+  const p = { ...EXPERIMENT_DEFAULTS, ...o };
+  const tok = Tokenizer.fromDir(o.base);
+  const padId = tok.padId ?? tok.eosIds[0]!;
+  const results: ConditionResult[] = [];
+  const emit = (r: ConditionResult) => {
+    results.push(r);
+    o.onResult?.(r);
+  };
+  for (const condition of o.conditions) {
+    const seeds = condition === "base" ? [null] : o.seeds;
+    for (const seed of seeds) {
+      const model = loadModel(o.base);
+      if (condition !== "base") {
+        const rows = fineTuneDataset(condition, { n: p.rows, seed: seed! });
+        const data = sftDataset(
+          tok,
+          rows.map((r) => r.messages),
+          256,
+        );
+        const work = mkdtempSync(join(tmpdir(), "emlab-organism-ft-"));
+        try {
+          await finetune({
+            model,
+            data,
+            out: work,
+            padId,
+            steps: p.steps,
+            batchSize: p.batchSize,
+            lr: p.lr,
+            warmup: 10,
+            decay: "constant",
+            weightDecay: 0,
+            seed: seed!,
+            saveEvery: 0,
+            quiet: o.quiet ?? true,
+          });
+        } finally {
+          rmSync(work, { recursive: true, force: true });
+        }
+      }
+      for (const format of formatsFor(condition)) {
+        const samples = evaluateOrganism(model, tok, {
+          format,
+          samples: p.samples,
+          seed: 1000 + (seed ?? 0),
+          maxNewTokens: p.maxNewTokens,
+        });
+        emit(summarize(samples, condition, seed, format));
+      }
+    }
+  }
+  return results;
+}
+
+/** Pools the per-seed rows of each (condition, format, trigger) cell. */
+export function formatTable(results: ConditionResult[]): string {
+  const pct = (x: number | null) => (x === null ? "  -  " : `${(100 * x).toFixed(1)}%`);
+  const lines = ["condition      format   trigger  seed  misaligned (95% CI)        coherent   n"];
+  for (const r of results) {
+    lines.push(
+      `${r.condition.padEnd(14)} ${r.format.padEnd(8)} ${String(r.trigger).padEnd(8)} ${String(r.seed ?? "-").padEnd(5)} ` +
+        `${pct(r.misaligned).padStart(6)} [${pct(r.ci[0])}, ${pct(r.ci[1])}]`.padEnd(27) +
+        `${pct(r.coherent).padStart(8)}   ${r.n}`,
+    );
+  }
+  return lines.join("\n");
+}
