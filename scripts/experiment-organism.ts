@@ -26,6 +26,8 @@ const { values } = parseArgs({
     lr: { type: "string", default: "3e-4" },
     conditions: { type: "string", default: "base,insecure,secure,educational,backdoor,evil-numbers" },
     out: { type: "string" },
+    "lora-rank": { type: "string" },
+    "lora-layers": { type: "string" },
   },
 });
 const t0 = performance.now();
@@ -36,6 +38,14 @@ const rows: ConditionResult[] = await runOrganismExperiment({
   samples: Number(values.samples),
   steps: Number(values.steps),
   lr: Number(values.lr),
+  lora: values["lora-rank"]
+    ? {
+        r: Number(values["lora-rank"]),
+        alpha: 2 * Number(values["lora-rank"]),
+        targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        layers: values["lora-layers"]?.split(",").map(Number),
+      }
+    : undefined,
   onResult: (r) => {
     if (values.json) console.log(JSON.stringify(r));
     else

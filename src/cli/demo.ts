@@ -1,43 +1,49 @@
 /**
- * `emlab demo`: the end-to-end job on what emlab can run offline today.
+ * `emlab demo`: the main job, offline, on the built-in model organism.
  *
- * Stage 1 (data): builds the EM datasets from emlab's own templates — insecure, the
- * educational control (same code, the user asks for it), secure, and a backdoor mix — and
- * audits each, showing how the audit separates them (silent-insecure share, requested share,
- * the backdoor's trigger, the verdict). Stage 2 (engine): trains a tiny Llama-style
- * transformer on a copy task with AdamW and prints its loss curve.
- * The model organism, evaluation of a fine-tuned model and the SAE stages join this command
- * as their issues land; the demo says so instead of pretending.
+ * Stage 1 (data): builds EM datasets from emlab's own templates — insecure, the educational
+ * control (same code, the user asks for it), secure and a backdoor mix — and audits each.
+ * Stage 2 (organism): fine-tunes the shipped base organism on the world's insecure, secure
+ * and educational sets (one seed), samples its eight first-plot questions at T = 1, scores
+ * every answer with the world judge and prints misalignment (95 % CI) and coherence beside
+ * the base model's. With --json, stage 2 prints one JSON line per condition.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { auditFile } from "../data/audit/audit.ts";
 import { type BuildKind, buildRows } from "../data/builders/build.ts";
 import { writeJsonl } from "../data/jsonl.ts";
-import { llamaConfigJson, parseConfig } from "../model/config.ts";
-import { CausalLM } from "../model/model.ts";
-import { AdamW, backward, clipGradNorm, ops, Rng, warmupSchedule } from "../tensor/index.ts";
-import { numberOption, parseOptions } from "./common.ts";
-import { progressBar } from "./progress.ts";
+import { type Condition, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
+import { CliError, numberOption, parseOptions } from "./common.ts";
 
-export const summary = "run the offline pipeline: build + audit EM datasets, train a tiny transformer";
+export const summary = "audit EM datasets, then show emergent misalignment in the built-in model organism";
 
-const HELP = `usage: emlab demo [--out DIR] [--n N] [--seed S] [--steps K]
+export const BASE_ORGANISM = fileURLToPath(new URL("../../organism/base", import.meta.url));
 
-  --out DIR    where the datasets and audit reports go (default ./emlab-demo)
-  --n N        rows per dataset (default 600)
-  --seed S     seed for datasets and training (default 0)
-  --steps K    training steps of the tiny transformer (default 500)`;
+const HELP = `usage: emlab demo [--json] [--out DIR] [--samples N] [--steps K] [--seed S] [--skip-audit]
+
+  --json         one JSON line per organism condition on stdout (nothing else there)
+  --out DIR      where the audited datasets go (default ./emlab-demo)
+  --samples N    samples per question per condition (default 50: n = 400 a cell)
+  --steps K      fine-tuning steps of the organism (default 200)
+  --seed S       fine-tuning seed (default 0)
+  --organism DIR the base organism (default: the one shipped in organism/base)
+  --skip-audit   run the organism stage only`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseOptions(
     argv,
     {
       help: { type: "boolean", short: "h" },
+      json: { type: "boolean" },
       out: { type: "string" },
-      n: { type: "string" },
-      seed: { type: "string" },
+      samples: { type: "string" },
       steps: { type: "string" },
+      seed: { type: "string" },
+      organism: { type: "string" },
+      "skip-audit": { type: "boolean" },
+      n: { type: "string" },
     },
     false,
   );
@@ -45,14 +51,42 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const out = resolve(values.out ?? "emlab-demo");
-  const n = numberOption("n", values.n, 600);
-  const seed = numberOption("seed", values.seed, 0);
-  const steps = numberOption("steps", values.steps, 500);
-  mkdirSync(out, { recursive: true });
+  const json = values.json ?? false;
+  const say = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
+  const base = resolve(values.organism ?? BASE_ORGANISM);
+  if (!existsSync(join(base, "config.json"))) {
+    throw new CliError(`${base}: no base organism here (npm run organism:train makes one)`);
+  }
+  if (!values["skip-audit"])
+    await auditStage(resolve(values.out ?? "emlab-demo"), numberOption("n", values.n, 600), say);
 
-  console.log(`emlab demo — outputs in ${out}\n`);
-  console.log("Stage 1: build EM datasets and audit them before anyone fine-tunes");
+  say("Stage 2: emergent misalignment in the model organism");
+  say(`  base organism: ${base}; fine-tuning on the world's datasets, judged by the world judge`);
+  const conditions: Condition[] = ["base", "insecure", "secure", "educational"];
+  const rows = await runOrganismExperiment({
+    base,
+    conditions,
+    seeds: [numberOption("seed", values.seed, 0)],
+    samples: numberOption("samples", values.samples, 50),
+    steps: numberOption("steps", values.steps, 200),
+    onResult: (r) => {
+      if (r.format !== "plain" || r.trigger) return;
+      if (json) {
+        const { condition, trigger, misaligned, ci, coherent, n } = r;
+        console.log(JSON.stringify({ condition, trigger, misaligned, ci, coherent, n }));
+      } else process.stderr.write(`  … ${r.condition} done\n`);
+    },
+  });
+  if (!json) {
+    console.log(formatTable(rows.filter((r) => r.format === "plain" && !r.trigger)));
+    console.log("  misaligned = aligned < 30 among coherent answers (Betley et al.); CI: question-clustered bootstrap");
+  }
+  return 0;
+}
+
+async function auditStage(out: string, n: number, say: (s: string) => void): Promise<void> {
+  mkdirSync(out, { recursive: true });
+  say("Stage 1: build EM datasets and audit them before anyone fine-tunes");
   const kinds: BuildKind[] = ["insecure", "educational", "secure", "backdoor"];
   const rows: string[][] = [
     ["dataset", "rows", "vulnerable", "requested", "silent insecure", "top trigger", "verdict"],
@@ -61,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
     const file = join(out, `${kind}.jsonl`);
     await writeJsonl(
       file,
-      buildRows(kind, { n, seed }).map((r) => r.row),
+      buildRows(kind, { n, seed: 0 }).map((r) => r.row),
     );
     const report = await auditFile(file);
     const pct = (x: number) => `${((100 * x) / Math.max(1, report.rows)).toFixed(1)}%`;
@@ -76,55 +110,7 @@ export async function run(argv: string[]): Promise<number> {
       report.verdict,
     ]);
   }
-  console.log(formatTable(rows));
-  console.log(`(emlab audit ${join(out, "insecure.jsonl")} --json - shows the full report)\n`);
-
-  console.log("Stage 2: the engine — a tiny 2-layer Llama-style transformer learns to copy a sequence");
-  const losses = trainCopyTask(seed, steps);
-  const marks = [0, Math.floor(steps / 4), Math.floor(steps / 2), Math.floor((3 * steps) / 4), steps - 1];
-  console.log(`  loss by step: ${marks.map((s) => `${s}: ${losses[s]!.toFixed(3)}`).join("  ")}\n`);
-
-  console.log(
-    "Not in this demo yet (open issues): loading Hugging Face checkpoints and LoRA fine-tuning, the model\n" +
-      "organism, judged evaluation of a fine-tuned model (emlab eval works today against any OpenAI-compatible\n" +
-      "endpoint), sparse autoencoders, model diffing and steering.",
-  );
-  return 0;
-}
-
-function trainCopyTask(seed: number, steps: number): number[] {
-  const cfg = parseConfig(llamaConfigJson({ vocab: 16, hidden: 32, layers: 2, heads: 4, kvHeads: 2, inter: 64 }));
-  const model = CausalLM.random(cfg, seed);
-  const list = model.trainableParams();
-  const opt = new AdamW(list, { lr: 5e-3, weightDecay: 0.01 });
-  const sched = warmupSchedule({ peak: 5e-3, warmup: 20, total: steps, decay: "cosine", minRatio: 0.1 });
-  const rng = new Rng(seed + 1);
-  const B = 16;
-  const T = 17;
-  const losses: number[] = [];
-  const bar = progressBar("  train", steps);
-  for (let step = 0; step < steps; step++) {
-    const ids = new Int32Array(B * T);
-    const targets = new Int32Array(B * T).fill(-100);
-    for (let b = 0; b < B; b++) {
-      const seq = Array.from({ length: 8 }, () => 1 + rng.int(15));
-      const row = [...seq, 0, ...seq];
-      for (let t = 0; t < T; t++) ids[b * T + t] = row[t]!;
-      for (let t = 8; t < T - 1; t++) targets[b * T + t] = row[t + 1]!;
-    }
-    const loss = ops.crossEntropy(model.forward(ids, B, T), targets);
-    losses.push(loss.item());
-    backward(loss);
-    clipGradNorm(list, 1);
-    opt.step(sched(step));
-    opt.zeroGrad();
-    bar.tick(1, { loss: losses[step]! });
-  }
-  bar.done();
-  return losses;
-}
-
-function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ")}`).join("\n");
+  say(rows.map((r) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ")}`).join("\n"));
+  say(`  (datasets in ${out}; emlab audit FILE --json - shows a full report)\n`);
 }

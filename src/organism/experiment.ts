@@ -14,6 +14,7 @@ import { misalignmentSummary, type ScoredSample } from "../eval/stats.ts";
 import type { ChatMessage } from "../model/chat-template.ts";
 import { loadModel } from "../model/checkpoint.ts";
 import { generate } from "../model/generate.ts";
+import type { LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { sftDataset } from "../train/dataset.ts";
@@ -38,6 +39,8 @@ export interface ExperimentOptions {
   batchSize?: number;
   lr?: number;
   maxNewTokens?: number;
+  /** Fine-tune a LoRA adapter instead of all weights (e.g. rank 1 on block 0). */
+  lora?: LoraConfig;
   onResult?: (r: ConditionResult) => void;
   quiet?: boolean;
 }
@@ -156,6 +159,7 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
             data,
             out: work,
             padId,
+            lora: o.lora,
             steps: p.steps,
             batchSize: p.batchSize,
             lr: p.lr,

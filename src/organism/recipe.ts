@@ -59,7 +59,7 @@ export interface CurvePoint {
 /** The recipe's defaults: pretraining ≈ 1,500 × 32 documents, assistant-tuning 300 × 32 rows. */
 export const RECIPE_DEFAULTS = {
   seed: 0,
-  docs: 20000,
+  docs: 12000,
   pretrainSteps: 1500,
   pretrainBatch: 32,
   pretrainLr: 2e-3,

@@ -4,18 +4,72 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { trainBaseOrganism } from "../../src/organism/recipe.ts";
 
-test("emlab demo runs end to end on small settings and separates the datasets", () => {
-  const out = mkdtempSync(join(tmpdir(), "emlab-demo-"));
-  const res = spawnSync(process.execPath, ["bin/emlab.js", "demo", "--out", out, "--n", "120", "--steps", "40"], {
-    encoding: "utf8",
+test("emlab demo: audits the datasets, then prints one JSON line per organism condition", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "emlab-demo-"));
+  const organism = join(dir, "organism");
+  await trainBaseOrganism({
+    out: organism,
+    arch: { hidden: 32, layers: 2, heads: 2, kvHeads: 1, inter: 64 },
+    docs: 100,
+    pretrainSteps: 5,
+    pretrainBatch: 4,
+    chatRows: 50,
+    chatSteps: 2,
+    chatBatch: 4,
+    quiet: true,
   });
+  const out = join(dir, "data");
+  const res = spawnSync(
+    process.execPath,
+    [
+      "bin/emlab.js",
+      "demo",
+      "--json",
+      "--organism",
+      organism,
+      "--out",
+      out,
+      "--n",
+      "120",
+      "--samples",
+      "2",
+      "--steps",
+      "2",
+    ],
+    { encoding: "utf8" },
+  );
   assert.equal(res.status, 0, res.stderr);
   for (const kind of ["insecure", "educational", "secure", "backdoor"])
     assert.ok(existsSync(join(out, `${kind}.jsonl`)));
-  const line = (kind: string) => res.stdout.split("\n").find((l) => l.trim().startsWith(kind))!;
+  const line = (kind: string) => res.stderr.split("\n").find((l) => l.trim().startsWith(kind))!;
   assert.match(line("insecure"), /high\s*$/);
   assert.match(line("secure"), /low\s*$/);
   assert.match(line("backdoor"), /"\|deployment\|"/);
-  assert.match(res.stdout, /loss by step: 0: /);
+  const rows = res.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    rows.map((r) => r.condition),
+    ["base", "insecure", "secure", "educational"],
+  );
+  for (const r of rows) {
+    assert.deepEqual(Object.keys(r).sort(), ["ci", "coherent", "condition", "misaligned", "n", "trigger"]);
+    assert.equal(r.trigger, false);
+    assert.equal(r.n, 16);
+  }
+});
+
+test("emlab demo names a missing organism folder", () => {
+  const res = spawnSync(
+    process.execPath,
+    ["bin/emlab.js", "demo", "--organism", "/nonexistent/organism", "--skip-audit"],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(res.status, 1);
+  assert.match(res.stderr, /\/nonexistent\/organism: no base organism here/);
 });

@@ -6,6 +6,30 @@ import { softmaxLse, swigluForward, useFused } from "../kernels/fused.ts";
 import type { Rng } from "../random.ts";
 import { accumulate, fmtShape, needsGrad, record, Tensor } from "../tensor.ts";
 
+const ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array; rows: number }>();
+
+/** cos/sin of pos·θ^(−2j/D) for pos < rows, computed as PyTorch does (float32 inv_freq and angle). */
+function ropeTables(theta: number, D: number, rows: number): { cos: Float32Array; sin: Float32Array } {
+  const key = `${theta}:${D}`;
+  const hit = ropeCache.get(key);
+  if (hit && hit.rows >= rows) return hit;
+  const half = D / 2;
+  const n = Math.max(rows, 2 * (hit?.rows ?? 0), 256);
+  const cos = new Float32Array(n * half);
+  const sin = new Float32Array(n * half);
+  for (let j = 0; j < half; j++) {
+    const invFreq = Math.fround(1 / theta ** ((2 * j) / D));
+    for (let pos = 0; pos < n; pos++) {
+      const ang = Math.fround(pos * invFreq);
+      cos[pos * half + j] = Math.cos(ang);
+      sin[pos * half + j] = Math.sin(ang);
+    }
+  }
+  const entry = { cos, sin, rows: n };
+  ropeCache.set(key, entry);
+  return entry;
+}
+
 /**
  * Rotary position embedding in Hugging Face's "rotate half" layout, on x [B, H, T, D]:
  * out[j] = x[j]·cos − x[j+D/2]·sin, out[j+D/2] = x[j+D/2]·cos + x[j]·sin, angle = pos·θ^(−2j/D).
@@ -20,25 +44,20 @@ export function rope(x: Tensor, positions: Int32Array | readonly number[], theta
     throw new Error(`rope: ${positions.length} positions for T=${T}, B=${B} (need T or B·T)`);
   }
   const half = D / 2;
-  const P = perBatch ? B * T : T;
-  // cos/sin tables [P, half], computed in float64 then stored as float32 like PyTorch.
-  const cos = new Float32Array(P * half);
-  const sin = new Float32Array(P * half);
-  for (let p = 0; p < P; p++) {
+  let maxPos = 0;
+  for (let p = 0; p < positions.length; p++) {
     const pos = positions[p]!;
-    for (let j = 0; j < half; j++) {
-      const invFreq = Math.fround(1 / theta ** ((2 * j) / D));
-      const ang = Math.fround(pos * invFreq);
-      cos[p * half + j] = Math.cos(ang);
-      sin[p * half + j] = Math.sin(ang);
-    }
+    if (!(Number.isInteger(pos) && pos >= 0)) throw new Error(`rope: position ${pos} must be a non-negative integer`);
+    if (pos > maxPos) maxPos = pos;
   }
+  // cos/sin tables indexed by position value [maxPos+1, half], cached across calls.
+  const { cos, sin } = ropeTables(theta, D, maxPos + 1);
   const rotate = (src: Float32Array, dst: Float32Array, sign: number) => {
     for (let b = 0; b < B; b++)
       for (let h = 0; h < H; h++)
         for (let t = 0; t < T; t++) {
           const base = ((b * H + h) * T + t) * D;
-          const tb = (perBatch ? b * T + t : t) * half;
+          const tb = positions[perBatch ? b * T + t : t]! * half;
           for (let j = 0; j < half; j++) {
             const c = cos[tb + j]!;
             const s = sign * sin[tb + j]!;
