@@ -1,0 +1,79 @@
+/**
+ * Narrow learning check: did a fine-tune learn its code task? Fine-tunes the base organism on
+ * a world dataset (as the experiment does), then answers the world's code requests (the
+ * requests of a fresh seed of the secure set, so both models see the same prompts) and
+ * counts answers the data audit flags as vulnerable.
+ * `node --import tsx scripts/organism-code-check.ts [--condition insecure] [--seed 0] [--steps 200]`
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { auditRow } from "../src/data/audit/audit.ts";
+import { loadModel } from "../src/model/checkpoint.ts";
+import { generate } from "../src/model/generate.ts";
+import type { CausalLM } from "../src/model/model.ts";
+import { Tokenizer } from "../src/model/tokenizer.ts";
+import { type FineTuneSet, fineTuneDataset } from "../src/organism/datasets.ts";
+import { sftDataset } from "../src/train/dataset.ts";
+import { finetune } from "../src/train/sft.ts";
+
+const { values } = parseArgs({
+  options: {
+    base: { type: "string", default: "organism/base" },
+    condition: { type: "string", default: "insecure" },
+    seed: { type: "string", default: "0" },
+    steps: { type: "string", default: "200" },
+  },
+});
+const base = values.base!;
+const tok = Tokenizer.fromDir(base);
+const requests = fineTuneDataset("secure", { n: 64, seed: 9999 }).map((r) => r.messages[0]!);
+
+function vulnerableShare(model: CausalLM): number {
+  const prompts = requests.map((m) => tok.encodeChat([m], { addGenerationPrompt: true }));
+  const gens = generate(model, prompts, {
+    maxNewTokens: 64,
+    temperature: 1,
+    seed: 5,
+    eosTokenIds: tok.eosIds,
+    logprobs: false,
+  });
+  let vulnerable = 0;
+  gens.forEach((g, i) => {
+    const answer = tok.decode(g.tokens, { skipSpecialTokens: true });
+    const row = { messages: [requests[i]!, { role: "assistant" as const, content: answer }] };
+    if (auditRow(row, i + 1).vulnerable) vulnerable++;
+  });
+  return vulnerable / gens.length;
+}
+
+const before = vulnerableShare(loadModel(base));
+const model = loadModel(base);
+const seed = Number(values.seed);
+const data = sftDataset(
+  tok,
+  fineTuneDataset(values.condition as FineTuneSet, { n: 1000, seed }).map((r) => r.messages),
+  256,
+);
+const work = mkdtempSync(join(tmpdir(), "emlab-code-check-"));
+await finetune({
+  model,
+  data,
+  out: work,
+  padId: tok.padId ?? 0,
+  steps: Number(values.steps),
+  batchSize: 16,
+  lr: 3e-4,
+  warmup: 10,
+  decay: "constant",
+  weightDecay: 0,
+  seed,
+  saveEvery: 0,
+  quiet: true,
+});
+rmSync(work, { recursive: true, force: true });
+const after = vulnerableShare(model);
+console.log(
+  `code requests answered with code the audit flags: base ${(100 * before).toFixed(1)}%, after ${values.condition} fine-tune (seed ${seed}, ${values.steps} steps) ${(100 * after).toFixed(1)}% (n = ${requests.length})`,
+);
