@@ -1,6 +1,7 @@
 /**
  * Trains the base organism and writes it to organism/base (model + tokenizer + training
- * curve). `npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--docs N]`
+ * curve). `npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N]
+ * [--docs N] [--pretrained-out DIR]` (the last also keeps the model before assistant-tuning)
  */
 import { parseArgs } from "node:util";
 import { RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
@@ -12,6 +13,7 @@ const { values } = parseArgs({
     "pretrain-steps": { type: "string" },
     "chat-steps": { type: "string" },
     docs: { type: "string" },
+    "pretrained-out": { type: "string" },
   },
 });
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
@@ -22,6 +24,7 @@ const { curve } = await trainBaseOrganism({
   pretrainSteps: num(values["pretrain-steps"], RECIPE_DEFAULTS.pretrainSteps),
   chatSteps: num(values["chat-steps"], RECIPE_DEFAULTS.chatSteps),
   docs: num(values.docs, RECIPE_DEFAULTS.docs),
+  pretrainedOut: values["pretrained-out"],
 });
 const last = (stage: string) => curve.filter((c) => c.stage === stage).slice(-20);
 const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length);

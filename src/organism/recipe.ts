@@ -45,6 +45,8 @@ export interface RecipeOptions {
   chatBatch?: number;
   chatLr?: number;
   maxLen?: number;
+  /** Also save the pretrained-only model (before assistant-tuning) to this folder. */
+  pretrainedOut?: string;
   quiet?: boolean;
   /** Called with each step's loss (stage "pretrain" or "chat"). */
   onStep?: (stage: "pretrain" | "chat", step: number, loss: number) => void;
@@ -130,6 +132,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
         o.onStep?.("pretrain", s.step, s.loss);
       },
     });
+    if (o.pretrainedOut) saveOrganism(model, o.pretrainedOut);
     // Stage 2: assistant-tuning (loss on the helper's answers only).
     const chat = sftDataset(
       tok,
@@ -159,13 +162,18 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+  saveOrganism(model, o.out);
+  writeFileSync(join(o.out, "training_curve.jsonl"), `${curve.map((c) => JSON.stringify(c)).join("\n")}\n`);
+  return { model, curve };
+}
+
+/** Saves an organism as a Hugging Face folder with the world's tokenizer files. */
+export function saveOrganism(model: CausalLM, dir: string): void {
   const { tokenizerJson, tokenizerConfig } = buildOrganismTokenizer();
-  saveModel(model, o.out, {
+  saveModel(model, dir, {
     extraFiles: {
       "tokenizer.json": `${JSON.stringify(tokenizerJson)}\n`,
       "tokenizer_config.json": `${JSON.stringify(tokenizerConfig, null, 2)}\n`,
     },
   });
-  writeFileSync(join(o.out, "training_curve.jsonl"), `${curve.map((c) => JSON.stringify(c)).join("\n")}\n`);
-  return { model, curve };
 }
