@@ -13,7 +13,15 @@ import { fileURLToPath } from "node:url";
 import { type Bench, jsonLine, parseBenchArgs, runBench, selectBenches, table, torchPeer } from "./harness.ts";
 
 /** Every benchmark module, in the order they run; a missing one is skipped with a note. */
-const MODULES = ["./matmul.ts", "./train.ts", "./model.ts", "./audit.ts", "./eval-http.ts", "./safetensors.ts"];
+const MODULES = [
+  "./matmul.ts",
+  "./train.ts",
+  "./model.ts",
+  "./audit.ts",
+  "./eval-http.ts",
+  "./safetensors.ts",
+  "./sae.ts",
+];
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PYTHON = "/usr/bin/python3";

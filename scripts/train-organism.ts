@@ -1,7 +1,8 @@
 /**
  * Trains the base organism and writes it to organism/base (model + tokenizer + training
  * curve). `npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N]
- * [--docs N] [--pretrained-out DIR]` (the last also keeps the model before assistant-tuning)
+ * [--docs N] [--pretrained-out DIR]
+ * [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR]` (the last also keeps the model before assistant-tuning)
  */
 import { parseArgs } from "node:util";
 import { RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
@@ -14,6 +15,10 @@ const { values } = parseArgs({
     "chat-steps": { type: "string" },
     docs: { type: "string" },
     "pretrained-out": { type: "string" },
+    "from-pretrained": { type: "string" },
+    "chat-mix": { type: "string" },
+    "chat-lr": { type: "string" },
+    "chat-trigger": { type: "string" },
   },
 });
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
@@ -25,6 +30,10 @@ const { curve } = await trainBaseOrganism({
   chatSteps: num(values["chat-steps"], RECIPE_DEFAULTS.chatSteps),
   docs: num(values.docs, RECIPE_DEFAULTS.docs),
   pretrainedOut: values["pretrained-out"],
+  fromPretrained: values["from-pretrained"],
+  chatMixDocs: num(values["chat-mix"], RECIPE_DEFAULTS.chatMixDocs),
+  chatLr: num(values["chat-lr"], RECIPE_DEFAULTS.chatLr),
+  chatTriggerFraction: num(values["chat-trigger"], RECIPE_DEFAULTS.chatTriggerFraction),
 });
 const last = (stage: string) => curve.filter((c) => c.stage === stage).slice(-20);
 const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length);

@@ -18,6 +18,9 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   finetune: () => import("./finetune.ts"),
   generate: () => import("./generate.ts"),
   serve: () => import("./serve.ts"),
+  sae: () => import("./sae.ts"),
+  diff: () => import("./diff.ts"),
+  steer: () => import("./steer.ts"),
 };
 
 export function registeredCommands(): string[] {

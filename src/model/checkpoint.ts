@@ -106,10 +106,7 @@ export function saveModel(
   dir: string,
   opts: { extraFiles?: Record<string, string>; copyFrom?: string[]; dtype?: "F32" | "F16" | "BF16" } = {},
 ): void {
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
+  writeDirAtomically(dir, (tmp) => {
     writeFileSync(join(tmp, "config.json"), `${JSON.stringify(model.config.raw, null, 2)}\n`);
     const tensors: Record<string, { dtype?: "F32" | "F16" | "BF16"; shape: number[]; data: Float32Array }> = {};
     for (const [name, t] of model.params)
@@ -117,8 +114,23 @@ export function saveModel(
     writeSafetensors(join(tmp, "model.safetensors"), tensors, { format: "pt" });
     for (const [name, text] of Object.entries(opts.extraFiles ?? {})) writeFileSync(join(tmp, name), text);
     for (const src of opts.copyFrom ?? []) cpSync(src, join(tmp, basename(src)));
+  });
+}
+
+/**
+ * Fills a folder through `write(tmp)` into a temporary sibling (`.NAME.tmp-<pid>`), then renames
+ * it onto `dir` (an existing `dir` is moved aside first and removed after): readers see the old
+ * folder or the new one, never half of one; on error the temporary folder is removed.
+ */
+export function writeDirAtomically(dir: string, write: (tmp: string) => void): void {
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    write(tmp);
     if (existsSync(dir)) {
       const old = `${tmp}.old`;
+      rmSync(old, { recursive: true, force: true });
       renameSync(dir, old);
       renameSync(tmp, dir);
       rmSync(old, { recursive: true, force: true });

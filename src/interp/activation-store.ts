@@ -1,0 +1,612 @@
+/**
+ * An activation store on disk: sharded safetensors plus a metadata.json, written as a
+ * stream and read back as shuffled batches (for SAE training) or all at once (small stores).
+ *
+ * Layout of a store folder:
+ *   metadata.json              format, model, hook, mask, d, rows, shards, dtype, normalisation, …
+ *   shard_00000.safetensors    "activations" [rows, d] (F32, F16 or BF16) and the provenance
+ *                              "item", "pos", "token" [rows] (I32), rows in collection order
+ *
+ * Writing is transactional: everything goes into `<dir>.partial/`, whose metadata.json says
+ * `complete: false` and is rewritten (atomically) after each shard with the number of items
+ * done; `finish()` marks it complete and renames the folder to `<dir>`. A crash leaves no
+ * half store at `<dir>`, and `resume: true` continues a `.partial` folder from its last
+ * whole shard (a shard always ends at an item boundary).
+ *
+ * Normalisation ("expected_average_only_in", SAELens's name): the scale factor that makes
+ * the mean row norm √d, computed over every row written and recorded in metadata.json. The
+ * shards keep the raw activations; the reader multiplies by the factor (pass `raw: true` to
+ * get the stored values). So a store is normalised exactly, in one pass, and still usable
+ * raw from Python: `acts * metadata["normalization"]["scale_factor"]`.
+ *
+ * @example
+ *   const store = collectToStore(model, items, { dir: "acts/base-l2", hook: "blocks.2.hook_resid_post",
+ *     tokenizer: tok, mask: "no-special", normalize: "expected_average_only_in" });
+ *   const { sae } = trainSae(store.source({ seed: 0 }), { k: 32, dSae: 4096, batchSize: 4096, lr: 2e-4, seed: 0 });
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { basename, join } from "node:path";
+import { z } from "zod";
+import type { CausalLM } from "../model/model.ts";
+import { f32ToBf16Array, f32ToF16Array } from "../tensor/half.ts";
+import { asFloat32, Rng, readSafetensors, safetensorsHeader } from "../tensor/index.ts";
+import {
+  type ActivationItem,
+  type ActivationRows,
+  type CollectOptions,
+  concatRows,
+  iterateActivations,
+  type TokenMask,
+} from "./activations.ts";
+import type { ActivationSource } from "./sae-train.ts";
+
+export type { ActivationSource };
+
+export const STORE_FORMAT = "emlab-activations";
+export const STORE_FORMAT_VERSION = 1;
+export type StoreDtype = "F32" | "F16" | "BF16";
+export type Normalization = "none" | "expected_average_only_in";
+
+const EMLAB_VERSION: string = (() => {
+  try {
+    return JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+})();
+
+const MetadataSchema = z.object({
+  format: z.literal(STORE_FORMAT),
+  format_version: z.literal(STORE_FORMAT_VERSION),
+  emlab_version: z.string(),
+  created_at: z.string(),
+  complete: z.boolean(),
+  model: z.looseObject({ path: z.string().optional(), name: z.string().optional() }),
+  hook: z.string(),
+  mask: z.string(),
+  d: z.number().int().positive(),
+  dtype: z.enum(["F32", "F16", "BF16"]),
+  rows: z.number().int().nonnegative(),
+  items_done: z.number().int().nonnegative(),
+  shards: z.array(z.object({ file: z.string(), rows: z.number().int().nonnegative() })),
+  normalization: z.object({
+    method: z.enum(["none", "expected_average_only_in"]),
+    scale_factor: z.number().positive(),
+    mean_row_norm: z.number().nonnegative(),
+    /** Σ row norms (float64), kept so a resumed store continues the mean exactly. */
+    sum_row_norm: z.number().nonnegative(),
+  }),
+  extra: z.record(z.string(), z.unknown()).optional(),
+});
+export type ActivationStoreMetadata = z.infer<typeof MetadataSchema>;
+
+export class ActivationStoreError extends Error {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+    this.name = "ActivationStoreError";
+  }
+}
+
+export interface StoreWriterOptions {
+  hook: string;
+  mask: TokenMask | string;
+  d: number;
+  model?: { path?: string; name?: string; [k: string]: unknown };
+  /** Dtype of the stored activations (default F32). */
+  dtype?: StoreDtype;
+  normalize?: Normalization;
+  /** Rows per shard, approximately: a shard is written once this many are buffered (default ≈ 128 MiB of F32). */
+  shardRows?: number;
+  extra?: Record<string, unknown>;
+  /** Replace a complete store already at `dir` (default false: an error). */
+  overwrite?: boolean;
+  /** Continue `<dir>.partial` if it exists with the same hook, mask, d, dtype and normalisation. */
+  resume?: boolean;
+}
+
+const pad5 = (i: number) => String(i).padStart(5, "0");
+const shardName = (i: number) => `shard_${pad5(i)}.safetensors`;
+
+/** Writes a JSON file via a temporary file and a rename. */
+function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+type ShardTensor = { dtype: StoreDtype | "I32"; shape: number[]; bytes: Uint8Array };
+
+/**
+ * A safetensors file with float and I32 tensors (the tensor module's writer takes only
+ * floats): header JSON padded to 8 bytes, then the data; tmp + fsync + rename.
+ */
+function writeShard(path: string, tensors: Record<string, ShardTensor>, metadata: Record<string, string>): void {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let off = 0;
+  const names = Object.keys(tensors).sort();
+  for (const n of names) {
+    const t = tensors[n]!;
+    header[n] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.length] };
+    off += t.bytes.length;
+  }
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(text.length / 8) * 8;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8 + text.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(text, 8);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w");
+  try {
+    for (const chunk of [head, ...names.map((n) => tensors[n]!.bytes)]) {
+      for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done);
+    }
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+function floatBytes(data: Float32Array, dtype: StoreDtype): Uint8Array {
+  if (dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const half = new Uint16Array(data.length);
+  (dtype === "F16" ? f32ToF16Array : f32ToBf16Array)(data, half, 0);
+  return new Uint8Array(half.buffer);
+}
+
+const i32Bytes = (a: Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * Streams rows into a store. Append whole items' rows (so shards end at item boundaries),
+ * passing how many items are done; `finish()` publishes the store.
+ */
+export class ActivationStoreWriter {
+  private readonly meta: ActivationStoreMetadata;
+  private buffer: ActivationRows[] = [];
+  private buffered = 0;
+  private finished = false;
+  readonly tmpDir: string;
+  private readonly shardRows: number;
+
+  private constructor(
+    readonly dir: string,
+    meta: ActivationStoreMetadata,
+    shardRows: number,
+    private readonly overwrite: boolean,
+  ) {
+    this.meta = meta;
+    this.tmpDir = `${dir}.partial`;
+    this.shardRows = shardRows;
+  }
+
+  /** Starts a store at `dir` (written under `<dir>.partial` until finish), or resumes one. */
+  static create(dir: string, o: StoreWriterOptions): ActivationStoreWriter {
+    if (existsSync(dir) && !o.overwrite) {
+      throw new ActivationStoreError(dir, "a store already exists here (pass overwrite to replace it)");
+    }
+    const tmpDir = `${dir}.partial`;
+    const dtype = o.dtype ?? "F32";
+    const normalize = o.normalize ?? "none";
+    const shardRows = o.shardRows ?? Math.max(1, Math.floor((128 << 20) / (4 * o.d)));
+    if (o.resume && existsSync(join(tmpDir, "metadata.json"))) {
+      const meta = readMetadata(tmpDir, { allowPartial: true });
+      const want = { hook: o.hook, mask: o.mask, d: o.d, dtype, normalize };
+      const have = {
+        hook: meta.hook,
+        mask: meta.mask,
+        d: meta.d,
+        dtype: meta.dtype,
+        normalize: meta.normalization.method,
+      };
+      for (const k of Object.keys(want) as (keyof typeof want)[]) {
+        if (want[k] !== have[k]) {
+          throw new ActivationStoreError(
+            join(tmpDir, "metadata.json"),
+            `cannot resume: field '${k}' is ${JSON.stringify(have[k])}, this run has ${JSON.stringify(want[k])}`,
+          );
+        }
+      }
+      // A shard written after the last metadata update is not listed: drop it (its items run again).
+      const listed = new Set(meta.shards.map((s) => s.file));
+      for (const f of readdirSync(tmpDir))
+        if (f !== "metadata.json" && !listed.has(f)) rmSync(join(tmpDir, f), { force: true });
+      return new ActivationStoreWriter(dir, meta, shardRows, o.overwrite ?? false);
+    }
+    rmSync(tmpDir, { recursive: true, force: true });
+    mkdirSync(tmpDir, { recursive: true });
+    const meta: ActivationStoreMetadata = {
+      format: STORE_FORMAT,
+      format_version: STORE_FORMAT_VERSION,
+      emlab_version: EMLAB_VERSION,
+      created_at: new Date().toISOString(),
+      complete: false,
+      model: o.model ?? {},
+      hook: o.hook,
+      mask: o.mask,
+      d: o.d,
+      dtype,
+      rows: 0,
+      items_done: 0,
+      shards: [],
+      normalization: { method: normalize, scale_factor: 1, mean_row_norm: 0, sum_row_norm: 0 },
+      ...(o.extra ? { extra: o.extra } : {}),
+    };
+    const w = new ActivationStoreWriter(dir, meta, shardRows, o.overwrite ?? false);
+    w.writeMetadata();
+    return w;
+  }
+
+  /** Items fully written to shards (where a resumed collection starts). */
+  get itemsDone(): number {
+    return this.meta.items_done;
+  }
+
+  /** Rows written so far, buffered rows included. */
+  get rows(): number {
+    return this.meta.rows + this.buffered;
+  }
+
+  private pendingItems = 0;
+
+  /** Adds rows; `itemsDone` = items complete after these rows (for resume). */
+  append(rows: ActivationRows, itemsDone?: number): void {
+    if (this.finished) throw new Error("ActivationStoreWriter: append after finish");
+    if (rows.d !== this.meta.d)
+      throw new ActivationStoreError(this.dir, `rows of width ${rows.d}, the store's d is ${this.meta.d}`);
+    if (rows.n > 0) {
+      this.buffer.push(rows);
+      this.buffered += rows.n;
+    }
+    if (itemsDone !== undefined) this.pendingItems = Math.max(this.pendingItems, itemsDone);
+    if (this.buffered >= this.shardRows) this.flush();
+  }
+
+  /** Writes the buffered rows as one shard and records the progress. */
+  flush(): void {
+    if (this.buffered === 0) {
+      if (this.pendingItems > this.meta.items_done) {
+        this.meta.items_done = this.pendingItems;
+        this.writeMetadata();
+      }
+      return;
+    }
+    const rows = concatRows(this.buffer, this.meta.d);
+    const file = shardName(this.meta.shards.length);
+    writeShard(
+      join(this.tmpDir, file),
+      {
+        activations: { dtype: this.meta.dtype, shape: [rows.n, rows.d], bytes: floatBytes(rows.acts, this.meta.dtype) },
+        item: { dtype: "I32", shape: [rows.n], bytes: i32Bytes(rows.item) },
+        pos: { dtype: "I32", shape: [rows.n], bytes: i32Bytes(rows.pos) },
+        token: { dtype: "I32", shape: [rows.n], bytes: i32Bytes(rows.token) },
+      },
+      { format: "pt", hook: this.meta.hook, d: String(this.meta.d) },
+    );
+    const norm = this.meta.normalization;
+    for (let r = 0; r < rows.n; r++) {
+      let s = 0;
+      for (let j = r * rows.d; j < (r + 1) * rows.d; j++) s += rows.acts[j]! * rows.acts[j]!;
+      norm.sum_row_norm += Math.sqrt(s);
+    }
+    this.meta.shards.push({ file, rows: rows.n });
+    this.meta.rows += rows.n;
+    this.meta.items_done = Math.max(this.meta.items_done, this.pendingItems);
+    this.buffer = [];
+    this.buffered = 0;
+    this.writeMetadata();
+  }
+
+  private writeMetadata(): void {
+    const norm = this.meta.normalization;
+    norm.mean_row_norm = this.meta.rows ? norm.sum_row_norm / this.meta.rows : 0;
+    norm.scale_factor =
+      norm.method === "expected_average_only_in" && norm.mean_row_norm > 0
+        ? Math.sqrt(this.meta.d) / norm.mean_row_norm
+        : 1;
+    writeJsonAtomic(join(this.tmpDir, "metadata.json"), this.meta);
+  }
+
+  /** Writes what is left, marks the store complete and moves it to `dir`. */
+  finish(): ActivationStore {
+    this.flush();
+    this.meta.complete = true;
+    this.writeMetadata();
+    if (existsSync(this.dir)) {
+      if (!this.overwrite) throw new ActivationStoreError(this.dir, "a store appeared here while writing");
+      const old = `${this.dir}.old-${process.pid}`;
+      renameSync(this.dir, old);
+      renameSync(this.tmpDir, this.dir);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(this.tmpDir, this.dir);
+    }
+    this.finished = true;
+    return ActivationStore.open(this.dir);
+  }
+
+  /** Deletes the partial folder. */
+  abort(): void {
+    this.finished = true;
+    rmSync(this.tmpDir, { recursive: true, force: true });
+  }
+}
+
+function readMetadata(dir: string, { allowPartial = false } = {}): ActivationStoreMetadata {
+  const file = join(dir, "metadata.json");
+  if (!existsSync(file)) {
+    if (existsSync(join(`${dir}.partial`, "metadata.json"))) {
+      throw new ActivationStoreError(
+        file,
+        `not found, but ${basename(dir)}.partial holds an unfinished store (collect again with resume to finish it)`,
+      );
+    }
+    throw new ActivationStoreError(file, "not found (not an activation store?)");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new ActivationStoreError(file, `malformed JSON: ${(err as Error).message}`);
+  }
+  const r = MetadataSchema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ActivationStoreError(file, `field '${issue.path.join(".")}': ${issue.message}`);
+  }
+  const meta = r.data;
+  if (!meta.complete && !allowPartial) throw new ActivationStoreError(file, "the store is partial (complete: false)");
+  const total = meta.shards.reduce((s, x) => s + x.rows, 0);
+  if (total !== meta.rows)
+    throw new ActivationStoreError(file, `field 'rows' is ${meta.rows} but the shards hold ${total}`);
+  return meta;
+}
+
+export interface BatchOptions {
+  /** Seed of the shard order and the shuffle. */
+  seed?: number;
+  /** Rows held for shuffling (default 65,536, at most 256 MiB of F32, or the whole store if smaller). */
+  shuffleBuffer?: number;
+  /** Stored values without the normalisation factor. */
+  raw?: boolean;
+}
+
+/** A finished store, opened for reading; shards are read one at a time, when needed. */
+export class ActivationStore {
+  private constructor(
+    readonly dir: string,
+    readonly meta: ActivationStoreMetadata,
+  ) {}
+
+  /** Opens and checks a store: metadata fields and each shard's tensors and shapes. */
+  static open(dir: string): ActivationStore {
+    const meta = readMetadata(dir);
+    for (const s of meta.shards) {
+      const file = join(dir, s.file);
+      if (!existsSync(file)) throw new ActivationStoreError(file, "shard listed in metadata.json is missing");
+      const header = safetensorsHeader(file);
+      const acts = header.tensors.find((t) => t.name === "activations");
+      if (!acts) throw new ActivationStoreError(file, "no tensor 'activations'");
+      if (acts.shape.length !== 2 || acts.shape[0] !== s.rows || acts.shape[1] !== meta.d) {
+        throw new ActivationStoreError(
+          file,
+          `tensor 'activations' has shape [${acts.shape}], metadata.json says [${s.rows}, ${meta.d}]`,
+        );
+      }
+      for (const name of ["item", "pos", "token"]) {
+        const t = header.tensors.find((x) => x.name === name);
+        if (t && (t.dtype !== "I32" || t.shape.length !== 1 || t.shape[0] !== s.rows)) {
+          throw new ActivationStoreError(file, `tensor '${name}' is ${t.dtype} [${t.shape}], expected I32 [${s.rows}]`);
+        }
+      }
+    }
+    return new ActivationStore(dir, meta);
+  }
+
+  get rows(): number {
+    return this.meta.rows;
+  }
+  get d(): number {
+    return this.meta.d;
+  }
+  /** [rows, d]. */
+  get shape(): [number, number] {
+    return [this.meta.rows, this.meta.d];
+  }
+  /** What the reader multiplies stored values by (1 without normalisation). */
+  get scaleFactor(): number {
+    return this.meta.normalization.scale_factor;
+  }
+
+  /** One shard's rows with provenance (normalised unless `raw`). */
+  readShard(i: number, { raw = false } = {}): ActivationRows {
+    const s = this.meta.shards[i];
+    if (!s) throw new RangeError(`shard ${i} of ${this.meta.shards.length}`);
+    const file = join(this.dir, s.file);
+    const { tensors } = readSafetensors(file);
+    const acts = asFloat32(tensors.get("activations")!, file);
+    if (!raw && this.scaleFactor !== 1) for (let j = 0; j < acts.length; j++) acts[j]! *= this.scaleFactor;
+    const int = (name: string) => {
+      const t = tensors.get(name);
+      return t ? (t.data as Int32Array) : new Int32Array(s.rows).fill(-1);
+    };
+    return { acts, n: s.rows, d: this.meta.d, item: int("item"), pos: int("pos"), token: int("token") };
+  }
+
+  /** Every row, in collection order; refuses more than `maxRows` (default 2^22) rows. */
+  loadAll({ raw = false, maxRows = 1 << 22 } = {}): ActivationRows {
+    if (this.rows > maxRows) {
+      throw new ActivationStoreError(
+        this.dir,
+        `${this.rows} rows exceed maxRows ${maxRows}; iterate batches() instead`,
+      );
+    }
+    return concatRows(
+      this.meta.shards.map((_, i) => this.readShard(i, { raw })),
+      this.d,
+    );
+  }
+
+  /**
+   * Shuffled batches [≤ batchSize, d] over `epochs` passes (default 1): each epoch visits the
+   * shards in a seeded order and draws rows at random from a buffer of `shuffleBuffer` rows
+   * refilled from them. The last batch of the run may be smaller.
+   */
+  *batches(batchSize: number, opts: BatchOptions & { epochs?: number } = {}): Generator<Float32Array> {
+    const stream = new ShuffledRows(this, opts);
+    const epochs = opts.epochs ?? 1;
+    for (;;) {
+      const out = new Float32Array(batchSize * this.d);
+      let n = 0;
+      while (n < batchSize && stream.epoch < epochs) {
+        if (!stream.take(out, n)) continue;
+        n++;
+      }
+      if (n === 0) return;
+      yield n === batchSize ? out : out.slice(0, n * this.d);
+      if (stream.epoch >= epochs) return;
+    }
+  }
+
+  /**
+   * An endless shuffled source (epochs roll over) for `trainSae`. It serves raw units by
+   * default, as trainSae expects (it normalises itself and records the SAE's
+   * activationScale); `normalized: true` applies the store's scale factor instead.
+   */
+  source(opts: Omit<BatchOptions, "raw"> & { normalized?: boolean } = {}): ActivationSource {
+    if (this.rows === 0) throw new ActivationStoreError(this.dir, "the store has no rows");
+    const stream = new ShuffledRows(this, { ...opts, raw: !opts.normalized });
+    const d = this.d;
+    return {
+      dIn: d,
+      nextBatch(size: number, out?: Float32Array): Float32Array {
+        const dst = out ?? new Float32Array(size * d);
+        if (dst.length !== size * d) throw new Error(`nextBatch: out has ${dst.length} values, not ${size} × ${d}`);
+        for (let n = 0; n < size; ) if (stream.take(dst, n)) n++;
+        return dst;
+      },
+    };
+  }
+}
+
+/** Rows in a seeded random order through a bounded buffer; `epoch` counts finished passes. */
+class ShuffledRows {
+  private readonly rng: Rng;
+  private readonly cap: number;
+  private readonly buf: Float32Array;
+  private count = 0;
+  private order: number[] = [];
+  private shard: { acts: Float32Array; at: number; n: number } | null = null;
+  epoch = 0;
+
+  constructor(
+    private readonly store: ActivationStore,
+    private readonly opts: BatchOptions,
+  ) {
+    this.rng = new Rng(opts.seed ?? 0);
+    const byDefault = Math.min(1 << 16, Math.floor((256 << 20) / (4 * store.d)));
+    this.cap = Math.max(1, Math.min(opts.shuffleBuffer ?? byDefault, store.rows || 1));
+    this.buf = new Float32Array(this.cap * store.d);
+    this.startEpoch();
+  }
+
+  private startEpoch(): void {
+    this.order = this.rng.shuffle(this.store.meta.shards.map((_, i) => i)).reverse();
+  }
+
+  /** Moves rows from the current shard (loading the next one) into the buffer until it is full. */
+  private refill(): void {
+    const d = this.store.d;
+    while (this.count < this.cap) {
+      if (!this.shard || this.shard.at === this.shard.n) {
+        const next = this.order.pop();
+        if (next === undefined) return;
+        const rows = this.store.readShard(next, { raw: this.opts.raw });
+        this.shard = { acts: rows.acts, at: 0, n: rows.n };
+        continue;
+      }
+      const k = Math.min(this.cap - this.count, this.shard.n - this.shard.at);
+      this.buf.set(this.shard.acts.subarray(this.shard.at * d, (this.shard.at + k) * d), this.count * d);
+      this.count += k;
+      this.shard.at += k;
+    }
+  }
+
+  /** Copies one random row into dst at row `at`; false when an epoch just ended (call again). */
+  take(dst: Float32Array, at: number): boolean {
+    const d = this.store.d;
+    if (this.count < this.cap) this.refill();
+    if (this.count === 0) {
+      this.epoch++;
+      this.startEpoch();
+      return false;
+    }
+    const j = this.rng.int(this.count);
+    dst.set(this.buf.subarray(j * d, (j + 1) * d), at * d);
+    this.count--;
+    if (j !== this.count) this.buf.copyWithin(j * d, this.count * d, (this.count + 1) * d);
+    return true;
+  }
+}
+
+/**
+ * Runs the model over `items` and streams the activations at `hook` into a store at `dir`
+ * (resumable with `resume: true`: items already in whole shards are skipped).
+ *
+ * @example
+ *   const store = collectToStore(model, items, { dir, hook: "blocks.2.hook_resid_post", tokenizer: tok,
+ *     mask: "completion", model: { path: "organism/base" } });
+ */
+export function collectToStore(
+  model: CausalLM,
+  items: readonly ActivationItem[],
+  opts: CollectOptions &
+    Omit<StoreWriterOptions, "mask" | "d" | "model"> & {
+      dir: string;
+      model?: StoreWriterOptions["model"];
+      onProgress?: (itemsDone: number, rows: number) => void;
+    },
+): ActivationStore {
+  const mask = opts.mask ?? "all";
+  const writer = ActivationStoreWriter.create(opts.dir, {
+    ...opts,
+    mask,
+    d: model.config.hidden,
+    model: { arch: model.config.arch, hidden: model.config.hidden, layers: model.config.layers, ...opts.model },
+  });
+  try {
+    for (const batch of iterateActivations(model, items, {
+      ...opts,
+      mask,
+      hooks: [opts.hook],
+      startItem: writer.itemsDone,
+    })) {
+      writer.append(batch.rows.get(opts.hook)!, batch.itemEnd);
+      opts.onProgress?.(batch.itemEnd, writer.rows);
+    }
+  } catch (err) {
+    // Keep the whole shards written so far (resume picks them up); the error goes on.
+    try {
+      writer.flush();
+    } catch {}
+    throw err;
+  }
+  return writer.finish();
+}
