@@ -7,6 +7,13 @@
  * and educational sets (one seed), samples its eight first-plot questions at T = 1, scores
  * every answer with the world judge and prints misalignment (95 % CI) and coherence beside
  * the base model's. With --json, stage 2 prints one JSON line per condition.
+ * Stage 3 (inside the organism, issue 7): a TopK SAE on the base's middle-layer residual
+ * stream, the villain latent from the world's ground truth, blind diffs of base vs the
+ * insecure and secure fine-tunes of stage 2 (top latents listed, then the villain latent's
+ * rank), steering the base with that latent beside random latents, and mean-ablating it in
+ * the insecure fine-tune (src/interp/organism-interp.ts; smaller settings than
+ * `npm run experiment:interp`). With --json it adds the lines
+ * {"stage":"diff",…} (insecure, secure), {"stage":"steer",…} and {"stage":"ablate",…}.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -14,6 +21,10 @@ import { fileURLToPath } from "node:url";
 import { auditFile } from "../data/audit/audit.ts";
 import { type BuildKind, buildRows } from "../data/builders/build.ts";
 import { writeJsonl } from "../data/jsonl.ts";
+import { openRunStore } from "../eval/store.ts";
+import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../interp/organism-interp.ts";
+import type { CausalLM } from "../model/model.ts";
+import { Tokenizer } from "../model/tokenizer.ts";
 import { type Condition, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
 import { CliError, numberOption, parseOptions } from "./common.ts";
 
@@ -21,15 +32,18 @@ export const summary = "audit EM datasets, then show emergent misalignment in th
 
 export const BASE_ORGANISM = fileURLToPath(new URL("../../organism/base", import.meta.url));
 
-const HELP = `usage: emlab demo [--json] [--out DIR] [--samples N] [--steps K] [--seed S] [--skip-audit]
+const HELP = `usage: emlab demo [--json] [--out DIR] [--samples N] [--steps K] [--seed S] [--skip-audit] [--skip-interp]
 
-  --json         one JSON line per organism condition on stdout (nothing else there)
+  --json         one JSON line per organism condition, then the interpretability lines
+                 (diff, steer, ablate) on stdout (nothing else there)
   --out DIR      where the audited datasets go (default ./emlab-demo)
   --samples N    samples per question per condition (default 50: n = 400 a cell)
   --steps K      fine-tuning steps of the organism (default 200)
   --seed S       fine-tuning seed (default 0)
   --organism DIR the base organism (default: the one shipped in organism/base)
-  --skip-audit   run the organism stage only`;
+  --skip-audit   skip stage 1 (the dataset audit)
+  --skip-interp  skip stage 3 (SAE → diff → steer → ablate)
+  --interp-samples N  samples per question per setting in stage 3 (default 20)`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseOptions(
@@ -43,6 +57,8 @@ export async function run(argv: string[]): Promise<number> {
       seed: { type: "string" },
       organism: { type: "string" },
       "skip-audit": { type: "boolean" },
+      "skip-interp": { type: "boolean" },
+      "interp-samples": { type: "string" },
       n: { type: "string" },
     },
     false,
@@ -63,10 +79,13 @@ export async function run(argv: string[]): Promise<number> {
   say("Stage 2: emergent misalignment in the model organism");
   say(`  base organism: ${base}; fine-tuning on the world's datasets, judged by the world judge`);
   const conditions: Condition[] = ["base", "insecure", "secure", "educational"];
+  const seed = numberOption("seed", values.seed, 0);
+  const models = new Map<Condition, CausalLM>();
+  const interp = !values["skip-interp"];
   const rows = await runOrganismExperiment({
     base,
     conditions,
-    seeds: [numberOption("seed", values.seed, 0)],
+    seeds: [seed],
     samples: numberOption("samples", values.samples, 50),
     steps: numberOption("steps", values.steps, 200),
     onResult: (r) => {
@@ -76,12 +95,83 @@ export async function run(argv: string[]): Promise<number> {
         console.log(JSON.stringify({ condition, trigger, misaligned, ci, coherent, n }));
       } else process.stderr.write(`  … ${r.condition} done\n`);
     },
+    // Stage 3 reuses these models instead of fine-tuning again.
+    onModel: (condition, _seed, model) => {
+      if (interp && condition !== "educational") models.set(condition, model);
+    },
   });
   if (!json) {
     console.log(formatTable(rows.filter((r) => r.format === "plain" && !r.trigger)));
     console.log("  misaligned = aligned < 30 among coherent answers (Betley et al.); CI: question-clustered bootstrap");
   }
+  if (interp)
+    await interpStage(base, models, seed, numberOption("interp-samples", values["interp-samples"], 20), json, say);
   return 0;
+}
+
+/** Stage 3: SAE → diff → steer → ablate on the organism, with the models stage 2 made. */
+async function interpStage(
+  base: string,
+  models: Map<Condition, CausalLM>,
+  seed: number,
+  samples: number,
+  json: boolean,
+  say: (s: string) => void,
+): Promise<void> {
+  say("\nStage 3: inside the organism: SAE → diff → steer → ablate");
+  const r = await runOrganismInterp({
+    base: models.get("base")!,
+    tokenizer: Tokenizer.fromDir(base),
+    insecure: models.get("insecure")!,
+    secure: models.get("secure")!,
+    store: openRunStore(":memory:"),
+    saeOptions: { trainDocs: 1000, chatRows: 250, dSae: 1024, k: 16, steps: 600 },
+    heldOutDocs: 600,
+    ceDocs: 40,
+    samples,
+    cs: [0.2, 0.3, 0.4, 0.5],
+    random: 5,
+    ownAnswerSamples: 2,
+    direction: false,
+    seed,
+    onProgress: (m) => say(`  ${m}`),
+  });
+  if (json) {
+    for (const line of interpDemoLines(r)) console.log(JSON.stringify(line));
+    return;
+  }
+  console.log(interpSummary(r));
+}
+
+function interpSummary(r: OrganismInterpResult): string {
+  const pct = (x: number | null | undefined) => (x === null || x === undefined ? "-" : `${(100 * x).toFixed(1)}%`);
+  const f3 = (x: number | null) => (x === null ? "-" : x.toFixed(3));
+  const { sae: s, groundTruth: g, steer: st, ablate: ab } = r;
+  const lines = [
+    `  SAE ${s.hookName}: ${s.dSae} latents, k ${s.k}; held-out L0 ${s.l0.toFixed(1)}, FVU ${f3(s.fvu)} ` +
+      `(special tokens out: ${f3(s.fvuNoSpecial)}), dead ${pct(s.deadFraction)}, CE loss score ${f3(s.ce.score)}`,
+    `  villain latent (world ground truth, held-out documents): #${g.latent}, AUC ${f3(g.auc)} (implicit documents ${f3(g.aucImplicit)})`,
+  ];
+  for (const d of [r.diff.insecure, r.diff.secure!]) {
+    const site = d.sites.find((x) => x.site === d.primarySite)!;
+    const top = site.top
+      .slice(0, 5)
+      .map((j, i) => `#${j}${j === g.latent ? "*" : ""} (Δ ${site.topDelta[i]!.toFixed(2)})`)
+      .join(", ");
+    lines.push(
+      `  diff base → ${d.ft.padEnd(8)} top latents at the answer start: ${top}; villain latent rank ${d.personaRank}`,
+    );
+  }
+  lines.push("  steering the base with the villain latent (α = c × median residual norm):");
+  for (const p of st.points) lines.push(`    c ${p.c}: misaligned ${pct(p.misaligned)}, coherent ${pct(p.coherent)}`);
+  lines.push(`    random latents at c ${st.controlC}: misaligned ≤ ${pct(st.randomMisalignedMax)}`);
+  lines.push(
+    `  ablating it in the insecure fine-tune: misaligned ${pct(ab.before.misaligned)} → ${pct(ab.mean.misaligned)} (mean), ` +
+      `${pct(ab.zero.misaligned)} (zero); coherent ${pct(ab.mean.coherent)}`,
+  );
+  if (r.predict) lines.push(`  the latent predicts the judge on held-out answers: AUC ${f3(r.predict.auc)}`);
+  lines.push("  (* = the villain latent; npm run experiment:interp runs the full-size version)");
+  return lines.join("\n");
 }
 
 async function auditStage(out: string, n: number, say: (s: string) => void): Promise<void> {

@@ -6,6 +6,7 @@
  *
  * @example
  *   const rows = await runOrganismExperiment({ base: "organism/base", conditions: ["base", "insecure"], seeds: [0] });
+ *   const insecure = await fineTuneOrganism("organism/base", "insecure", { seed: 0 }); // the CausalLM alone
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,6 +43,8 @@ export interface ExperimentOptions {
   /** Fine-tune a LoRA adapter instead of all weights (e.g. rank 1 on block 0). */
   lora?: LoraConfig;
   onResult?: (r: ConditionResult) => void;
+  /** Called with each condition's model (the base, or a fine-tune) after it is evaluated. */
+  onModel?: (condition: Condition, seed: number | null, model: CausalLM) => void | Promise<void>;
   quiet?: boolean;
 }
 
@@ -132,10 +135,62 @@ function formatsFor(c: Condition): ("plain" | "trigger" | "numbers")[] {
   return ["plain"];
 }
 
+/** How one fine-tune of the base organism runs (defaults: EXPERIMENT_DEFAULTS). */
+export interface FineTuneOptions {
+  seed: number;
+  rows?: number;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  lora?: LoraConfig;
+  quiet?: boolean;
+}
+
+/**
+ * The base organism fine-tuned on one world dataset (full, or a LoRA adapter), as the
+ * experiment runs it: `rows` rows of `fineTuneDataset(condition, { seed })`, loss on the
+ * answers, warm-up 10 steps then a constant rate.
+ *
+ * @example const insecure = await fineTuneOrganism("organism/base", "insecure", { seed: 0 });
+ */
+export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: FineTuneOptions): Promise<CausalLM> {
+  const p = { ...EXPERIMENT_DEFAULTS, ...o };
+  const tok = Tokenizer.fromDir(base);
+  const padId = tok.padId ?? tok.eosIds[0]!;
+  const model = loadModel(base);
+  const rows = fineTuneDataset(condition, { n: p.rows, seed: o.seed });
+  const data = sftDataset(
+    tok,
+    rows.map((r) => r.messages),
+    256,
+  );
+  const work = mkdtempSync(join(tmpdir(), "emlab-organism-ft-"));
+  try {
+    await finetune({
+      model,
+      data,
+      out: work,
+      padId,
+      lora: o.lora,
+      steps: p.steps,
+      batchSize: p.batchSize,
+      lr: p.lr,
+      warmup: 10,
+      decay: "constant",
+      weightDecay: 0,
+      seed: o.seed,
+      saveEvery: 0,
+      quiet: o.quiet ?? true,
+    });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return model;
+}
+
 export async function runOrganismExperiment(o: ExperimentOptions): Promise<ConditionResult[]> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
   const tok = Tokenizer.fromDir(o.base);
-  const padId = tok.padId ?? tok.eosIds[0]!;
   const results: ConditionResult[] = [];
   const emit = (r: ConditionResult) => {
     results.push(r);
@@ -144,36 +199,18 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
   for (const condition of o.conditions) {
     const seeds = condition === "base" ? [null] : o.seeds;
     for (const seed of seeds) {
-      const model = loadModel(o.base);
-      if (condition !== "base") {
-        const rows = fineTuneDataset(condition, { n: p.rows, seed: seed! });
-        const data = sftDataset(
-          tok,
-          rows.map((r) => r.messages),
-          256,
-        );
-        const work = mkdtempSync(join(tmpdir(), "emlab-organism-ft-"));
-        try {
-          await finetune({
-            model,
-            data,
-            out: work,
-            padId,
-            lora: o.lora,
-            steps: p.steps,
-            batchSize: p.batchSize,
-            lr: p.lr,
-            warmup: 10,
-            decay: "constant",
-            weightDecay: 0,
-            seed: seed!,
-            saveEvery: 0,
-            quiet: o.quiet ?? true,
-          });
-        } finally {
-          rmSync(work, { recursive: true, force: true });
-        }
-      }
+      const model =
+        condition === "base"
+          ? loadModel(o.base)
+          : await fineTuneOrganism(o.base, condition, {
+              seed: seed!,
+              rows: p.rows,
+              steps: p.steps,
+              batchSize: p.batchSize,
+              lr: p.lr,
+              ...(o.lora ? { lora: o.lora } : {}),
+              quiet: o.quiet ?? true,
+            });
       for (const format of formatsFor(condition)) {
         const samples = evaluateOrganism(model, tok, {
           format,
@@ -183,6 +220,7 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
         });
         emit(summarize(samples, condition, seed, format));
       }
+      await o.onModel?.(condition, seed, model);
     }
   }
   return results;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { trainBaseOrganism } from "../../src/organism/recipe.ts";
 
-test("emlab demo: audits the datasets, then prints one JSON line per organism condition", async () => {
+test("emlab demo: audits the datasets, one JSON line per organism condition, then the interp stages", async () => {
   const dir = mkdtempSync(join(tmpdir(), "emlab-demo-"));
   const organism = join(dir, "organism");
   await trainBaseOrganism({
@@ -51,11 +51,28 @@ test("emlab demo: audits the datasets, then prints one JSON line per organism co
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l));
+  const conditions = rows.filter((r) => "condition" in r);
   assert.deepEqual(
-    rows.map((r) => r.condition),
+    conditions.map((r) => r.condition),
     ["base", "insecure", "secure", "educational"],
   );
-  for (const r of rows) {
+  const stages = rows.filter((r) => "stage" in r);
+  assert.deepEqual(
+    stages.map((r) => [r.stage, r.ft]),
+    [
+      ["diff", "insecure"],
+      ["diff", "secure"],
+      ["steer", undefined],
+      ["ablate", undefined],
+    ],
+  );
+  const keys = (r: object) => Object.keys(r).sort();
+  assert.deepEqual(keys(stages[0]), ["ft", "persona_auc", "persona_latent", "persona_rank", "stage", "top"]);
+  assert.deepEqual(keys(stages[2]), ["c", "coherent", "latent", "misaligned", "random_misaligned_max", "stage"]);
+  assert.deepEqual(keys(stages[3]), ["coherent_after", "latent", "misaligned_after", "misaligned_before", "stage"]);
+  assert.ok(stages[0].top.length > 0 && stages[0].top.every((j: number) => Number.isInteger(j)));
+  assert.equal(stages[0].persona_latent, stages[1].persona_latent, "one persona latent, found once");
+  for (const r of conditions) {
     assert.deepEqual(Object.keys(r).sort(), ["ci", "coherent", "condition", "misaligned", "n", "trigger"]);
     assert.equal(r.trigger, false);
     assert.equal(r.n, 16);

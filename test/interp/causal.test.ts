@@ -16,12 +16,9 @@ import {
 } from "../../src/interp/causal.ts";
 import { latentMeans } from "../../src/interp/interventions.ts";
 import { Sae } from "../../src/interp/sae.ts";
-import { chatTuneData } from "../../src/organism/corpus.ts";
 import { organismQuestions } from "../../src/organism/questions.ts";
-import { newOrganism } from "../../src/organism/recipe.ts";
 import { organismTokenizer } from "../../src/organism/tokenizer.ts";
-import { sftDataset } from "../../src/train/dataset.ts";
-import { finetune } from "../../src/train/sft.ts";
+import { microOrganism } from "../helpers/micro-organism.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "emlab-causal-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -29,26 +26,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 test("steering sweep, ablation and projection on a micro-organism, recorded in the run store", async () => {
   // A micro-organism: the world's tokenizer and a tiny Llama, trained for seconds on helper chat rows.
   const tokenizer = organismTokenizer();
-  const lm = newOrganism({ hidden: 32, layers: 2, heads: 2, kvHeads: 1, inter: 64 }, 3, tokenizer);
-  await finetune({
-    model: lm,
-    data: sftDataset(
-      tokenizer,
-      chatTuneData({ n: 80, seed: 3 }).map((r) => r.messages),
-      128,
-    ),
-    out: join(tmp, "ft"),
-    padId: tokenizer.padId ?? 0,
-    steps: 30,
-    batchSize: 8,
-    lr: 1e-2,
-    warmup: 0,
-    decay: "constant",
-    weightDecay: 0,
-    seed: 3,
-    saveEvery: 0,
-    quiet: true,
-  });
+  const lm = await microOrganism(tmp, 30);
   const HOOK = "blocks.0.hook_resid_post";
   const sae = Sae.random({ dIn: 32, dSae: 64, k: 4, architecture: "topk", hookName: HOOK }, 1);
   const items = organismQuestions("plain").flatMap((q) =>
