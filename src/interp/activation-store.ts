@@ -24,24 +24,11 @@
  *     tokenizer: tok, mask: "no-special", normalize: "expected_average_only_in" });
  *   const { sae } = trainSae(store.source({ seed: 0 }), { k: 32, dSae: 4096, batchSize: 4096, lr: 2e-4, seed: 0 });
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { z } from "zod";
 import type { CausalLM } from "../model/model.ts";
-import { f32ToBf16Array, f32ToF16Array } from "../tensor/half.ts";
-import { asFloat32, Rng, readSafetensors, safetensorsHeader } from "../tensor/index.ts";
+import { asFloat32, Rng, readSafetensors, safetensorsHeader, writeSafetensors } from "../tensor/index.ts";
 import {
   type ActivationItem,
   type ActivationRows,
@@ -128,51 +115,6 @@ function writeJsonAtomic(path: string, value: unknown): void {
   writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
   renameSync(tmp, path);
 }
-
-type ShardTensor = { dtype: StoreDtype | "I32"; shape: number[]; bytes: Uint8Array };
-
-/**
- * A safetensors file with float and I32 tensors (the tensor module's writer takes only
- * floats): header JSON padded to 8 bytes, then the data; tmp + fsync + rename.
- */
-function writeShard(path: string, tensors: Record<string, ShardTensor>, metadata: Record<string, string>): void {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let off = 0;
-  const names = Object.keys(tensors).sort();
-  for (const n of names) {
-    const t = tensors[n]!;
-    header[n] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.length] };
-    off += t.bytes.length;
-  }
-  const text = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(text.length / 8) * 8;
-  const head = new Uint8Array(8 + padded).fill(0x20, 8 + text.length);
-  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
-  head.set(text, 8);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
-  try {
-    for (const chunk of [head, ...names.map((n) => tensors[n]!.bytes)]) {
-      for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done);
-    }
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
-function floatBytes(data: Float32Array, dtype: StoreDtype): Uint8Array {
-  if (dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const half = new Uint16Array(data.length);
-  (dtype === "F16" ? f32ToF16Array : f32ToBf16Array)(data, half, 0);
-  return new Uint8Array(half.buffer);
-}
-
-const i32Bytes = (a: Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /**
  * Streams rows into a store. Append whole items' rows (so shards end at item boundaries),
@@ -290,13 +232,13 @@ export class ActivationStoreWriter {
     }
     const rows = concatRows(this.buffer, this.meta.d);
     const file = shardName(this.meta.shards.length);
-    writeShard(
+    writeSafetensors(
       join(this.tmpDir, file),
       {
-        activations: { dtype: this.meta.dtype, shape: [rows.n, rows.d], bytes: floatBytes(rows.acts, this.meta.dtype) },
-        item: { dtype: "I32", shape: [rows.n], bytes: i32Bytes(rows.item) },
-        pos: { dtype: "I32", shape: [rows.n], bytes: i32Bytes(rows.pos) },
-        token: { dtype: "I32", shape: [rows.n], bytes: i32Bytes(rows.token) },
+        activations: { dtype: this.meta.dtype, shape: [rows.n, rows.d], data: rows.acts },
+        item: { dtype: "I32", shape: [rows.n], data: rows.item },
+        pos: { dtype: "I32", shape: [rows.n], data: rows.pos },
+        token: { dtype: "I32", shape: [rows.n], data: rows.token },
       },
       { format: "pt", hook: this.meta.hook, d: String(this.meta.d) },
     );

@@ -340,8 +340,11 @@ export function asFloat32(t: SafeTensor, file = "<safetensors>"): Float32Array {
 
 // ---------------------------------------------------------------------------- writing
 
-export type TensorToWrite = { dtype?: WriteDtype; shape: readonly number[]; data: Float32Array };
-const WRITE_SIZE: Record<WriteDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+/** A tensor to write: floats as F32 / F16 / BF16 (rounded), or integers as I32 (an Int32Array). */
+export type TensorToWrite =
+  | { dtype?: WriteDtype; shape: readonly number[]; data: Float32Array }
+  | { dtype: "I32"; shape: readonly number[]; data: Int32Array };
+const WRITE_SIZE: Record<WriteDtype | "I32", number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
 
 type Layout = { header: Uint8Array; entries: [string, TensorToWrite][]; byteLength: number };
 
@@ -364,8 +367,9 @@ function layout(
     const fail = (detail: string) => new SafetensorsError("input", label, name, detail);
     if (name === "__metadata__") throw fail("the name is reserved for metadata");
     const dtype = t.dtype ?? "F32";
-    if (!Object.hasOwn(WRITE_SIZE, dtype)) throw fail(`cannot write dtype '${dtype}' (F32, F16 or BF16)`);
-    if (!(t.data instanceof Float32Array)) throw fail("data is not a Float32Array");
+    if (!Object.hasOwn(WRITE_SIZE, dtype)) throw fail(`cannot write dtype '${dtype}' (F32, F16, BF16 or I32)`);
+    if (dtype === "I32" ? !(t.data instanceof Int32Array) : !(t.data instanceof Float32Array))
+      throw fail(`data is not ${dtype === "I32" ? "an Int32Array" : "a Float32Array"}`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
       throw fail(`shape [${t.shape}] is not non-negative integers`);
     if (numel(t.shape) !== t.data.length)
@@ -388,11 +392,11 @@ function* chunks({ header, entries }: Layout): Generator<Uint8Array> {
   yield header;
   const scratch = new Uint16Array(SCRATCH_BYTES / 2);
   for (const [, t] of entries) {
-    const dtype = t.dtype ?? "F32";
-    if (dtype === "F32") {
+    if (t.dtype === "I32" || (t.dtype ?? "F32") === "F32") {
       yield new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       continue;
     }
+    const dtype = t.dtype;
     const convert = dtype === "F16" ? f32ToF16Array : f32ToBf16Array;
     for (let i = 0; i < t.data.length; i += scratch.length) {
       const part = scratch.subarray(0, Math.min(scratch.length, t.data.length - i));

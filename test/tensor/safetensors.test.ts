@@ -323,3 +323,24 @@ function assertError(fn: () => unknown, code: SafetensorsErrorCode, message: Reg
 test("the fixture generator is committed beside its output", () => {
   assert.ok(existsSync(new URL("../../scripts/fixtures/make_safetensors_fixture.py", import.meta.url)));
 });
+
+test("I32 tensors are written beside floats and read back exactly; a mismatched array is refused", () => {
+  const path = join(dir, "mixed-i32.safetensors");
+  const ids = Int32Array.from([0, -1, 2147483647, -2147483648, 42]);
+  writeSafetensors(path, {
+    acts: { dtype: "F16", shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) },
+    ids: { dtype: "I32", shape: [5], data: ids },
+  });
+  const { tensors } = readSafetensors(path);
+  const got = tensors.get("ids")!;
+  assert.equal(got.dtype, "I32");
+  assert.deepEqual(Array.from(got.data as Int32Array), Array.from(ids));
+  assert.deepEqual(Array.from(asFloat32(tensors.get("acts")!)), [1, 2, 3, 4]);
+  assert.throws(
+    () =>
+      serializeSafetensors({
+        bad: { dtype: "I32", shape: [2], data: Float32Array.from([1, 2]) as unknown as Int32Array },
+      }),
+    /bad.*not an Int32Array/,
+  );
+});
