@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { readChatJsonl } from "../data/jsonl.ts";
 import { loadQuestionFile } from "../eval/questions.ts";
-import { collectToStore } from "../interp/activation-store.ts";
+import { collectToStore } from "../interp/activation-store-writer.ts";
 import {
   type ActivationItem,
   type ActivationRows,

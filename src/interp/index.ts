@@ -16,6 +16,7 @@
  *     cs: [0.1, 0.2, 0.4], medianNorm });
  */
 export * from "./activation-store.ts";
+export * from "./activation-store-writer.ts";
 export * from "./activations.ts";
 export * from "./causal.ts";
 export * from "./ce-score.ts";

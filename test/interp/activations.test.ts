@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ActivationStore, ActivationStoreWriter, collectToStore } from "../../src/interp/activation-store.ts";
+import { ActivationStore } from "../../src/interp/activation-store.ts";
+import { ActivationStoreWriter, collectToStore } from "../../src/interp/activation-store-writer.ts";
 import {
   type ActivationItem,
   collectActivations,
