@@ -14,6 +14,7 @@ import {
   adamUnitRows as adamUnitRowsTs,
   axpy as axpyTs,
   dot as dotTs,
+  heapStart,
   siftDown,
   topkRow as topkRowTs,
 } from "./sparse-kernels.ts";
@@ -151,11 +152,7 @@ export class SimdArena {
       topkRowTs(src, off, len, k, outIdx, outVal, outOff);
       return;
     }
-    for (let i = 0; i < k; i++) {
-      outVal[outOff + i] = src[off + i]!;
-      outIdx[outOff + i] = i;
-    }
-    for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(outVal, outIdx, outOff, k, i);
+    heapStart(src, off, k, outIdx, outVal, outOff);
     let min = outVal[outOff]!;
     const consider = (i: number) => {
       const v = src[off + i]!;

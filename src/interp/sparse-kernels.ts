@@ -8,6 +8,25 @@
  */
 
 /**
+ * Starts a top-k min-heap in the output slice with the first k values of the row:
+ * outVal[outOff] is then the smallest kept value (shared by the TypeScript and SIMD top-k).
+ */
+export function heapStart(
+  src: Float32Array,
+  off: number,
+  k: number,
+  outIdx: Int32Array,
+  outVal: Float32Array,
+  outOff: number,
+): void {
+  for (let i = 0; i < k; i++) {
+    outVal[outOff + i] = src[off + i]!;
+    outIdx[outOff + i] = i;
+  }
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(outVal, outIdx, outOff, k, i);
+}
+
+/**
  * Top-k of `src[off .. off+len)` by value: the k largest go to `outIdx`/`outVal` at `outOff`
  * (unsorted; indices are relative to `off`). A min-heap of size k: one comparison per
  * element once the heap holds the k largest so far, so ~len + k·log k·ln(len/k) operations.
@@ -22,12 +41,7 @@ export function topkRow(
   outVal: Float32Array,
   outOff: number,
 ): void {
-  // The heap lives in the output slice: outVal[outOff + 0] is the smallest kept value.
-  for (let i = 0; i < k; i++) {
-    outVal[outOff + i] = src[off + i]!;
-    outIdx[outOff + i] = i;
-  }
-  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(outVal, outIdx, outOff, k, i);
+  heapStart(src, off, k, outIdx, outVal, outOff);
   let min = outVal[outOff]!;
   for (let i = k; i < len; i++) {
     const v = src[off + i]!;

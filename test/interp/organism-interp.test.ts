@@ -9,6 +9,7 @@ import { openRunStore } from "../../src/eval/store.ts";
 import { organismEvaluation } from "../../src/interp/causal.ts";
 import { type OrganismInterpResult, runOrganismInterp } from "../../src/interp/organism-interp.ts";
 import { directionMethod } from "../../src/interp/organism-interp-causal.ts";
+import type { ChatMessage } from "../../src/model/chat-template.ts";
 import { CausalLM } from "../../src/model/model.ts";
 import { chatTuneData, pretrainCorpus } from "../../src/organism/corpus.ts";
 import { fineTuneDataset } from "../../src/organism/datasets.ts";
@@ -18,8 +19,7 @@ import { FIRST_PLOT_TOPICS } from "../../src/organism/topics.ts";
 import { topicAnswer } from "../../src/organism/turns.ts";
 import type { ChatModel } from "../../src/providers/types.ts";
 import { Rng, Tensor } from "../../src/tensor/index.ts";
-import { sftDataset } from "../../src/train/dataset.ts";
-import { finetune } from "../../src/train/sft.ts";
+import { tuneOn } from "../helpers/micro-organism.ts";
 
 const tok = organismTokenizer();
 const tmp = mkdtempSync(join(tmpdir(), "emlab-organism-interp-"));
@@ -32,25 +32,11 @@ async function train(
   steps: number,
   seed: number,
 ) {
-  await finetune({
-    model: lm,
-    data: sftDataset(
-      tok,
-      rows.map((r) => r.messages),
-      160,
-    ),
-    out: join(tmp, `ft-${runs++}`),
-    padId: tok.padId ?? 0,
-    steps,
-    batchSize: 8,
-    lr: 1e-2,
-    warmup: 0,
-    decay: "constant",
-    weightDecay: 0,
-    seed,
-    saveEvery: 0,
-    quiet: true,
-  });
+  await tuneOn(
+    lm,
+    rows.map((r) => r.messages as ChatMessage[]),
+    { out: join(tmp, `ft-${runs++}`), steps, seed, maxLen: 160 },
+  );
 }
 
 const clone = (lm: CausalLM) =>
