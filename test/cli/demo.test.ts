@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { trainBaseOrganism } from "../../src/organism/recipe.ts";
 
-test("emlab demo: audits the datasets, one JSON line per organism condition, then the interp stages", async () => {
+test("emlab demo: audits the datasets, one JSON line per organism condition, then the interp stages", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "emlab-demo-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const organism = join(dir, "organism");
   await trainBaseOrganism({
     out: organism,

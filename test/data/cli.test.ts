@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { main } from "../../src/cli/main.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "emlab-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const quiet = async (argv: string[]) => {
   const [log, err] = [console.log, console.error];
   console.log = () => {};

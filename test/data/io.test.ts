@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { auditFile } from "../../src/data/audit/audit.ts";
 import { readChatCsv } from "../../src/data/csv.ts";
 import { readChatJsonl, writeJsonl } from "../../src/data/jsonl.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "emlab-io-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const row = (user: string, assistant: string) =>
   JSON.stringify({
     messages: [

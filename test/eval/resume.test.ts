@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -20,10 +20,11 @@ function startEval(config: string) {
   return { child, exited };
 }
 
-test("a run killed with SIGKILL resumes: no duplicate rows, finished samples reused", async () => {
+test("a run killed with SIGKILL resumes: no duplicate rows, finished samples reused", async (t) => {
   const opts: FakeServerOptions = { reply: emReply, delayMs: 40 };
   const server = await startFakeOpenAIServer(opts);
   const dir = mkdtempSync(join(tmpdir(), "emlab-kill-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const storePath = join(dir, "runs.sqlite");
   const config = join(dir, "emlab.yaml");
   const provider = (name: string) => `{ provider: http, baseUrl: "${server.url}", model: ${name}, concurrency: 4 }`;

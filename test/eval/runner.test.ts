@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -37,7 +37,7 @@ function expected(questions: { id: string; harmful?: boolean }[], samples: numbe
   return { evil, coherent: evil + nice, all, refusals, harmful };
 }
 
-test("end to end over HTTP: sample, judge (emlab's and the paper's prompts), score, resume without new requests", async () => {
+test("end to end over HTTP: sample, judge (emlab's and the paper's prompts), score, resume without new requests", async (t) => {
   const server = await startFakeOpenAIServer({ reply: emReply });
   const questions = [
     ...coreQuestions("first-plot").slice(0, 3),
@@ -46,7 +46,9 @@ test("end to end over HTTP: sample, judge (emlab's and the paper's prompts), sco
   ];
   const model = openAIChatModel({ baseUrl: server.url, model: "finetuned", concurrency: 16, ...fast });
   const judgeModel = openAIChatModel({ baseUrl: server.url, model: "judge", concurrency: 16, ...fast });
-  const store = openRunStore(join(mkdtempSync(join(tmpdir(), "emlab-e2e-")), "runs.sqlite"));
+  const root = mkdtempSync(join(tmpdir(), "emlab-e2e-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const store = openRunStore(join(root, "runs.sqlite"));
   const opts = { runId: "e2e", model, judgeModel, questions, store, samples: 20, sampling: { seed: 11 }, quiet: true };
   const report = await runEval(opts);
   const want = expected(questions, 20, 11);
@@ -142,9 +144,10 @@ async function cli(args: string[]): Promise<{ code: number; err: string; out: st
   }
 }
 
-test("emlab eval: bad input fails clearly before any request; thresholds give exit 3; exports", async () => {
+test("emlab eval: bad input fails clearly before any request; thresholds give exit 3; exports", async (t) => {
   const server = await startFakeOpenAIServer({ reply: emReply });
   const dir = mkdtempSync(join(tmpdir(), "emlab-cli-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
     return join(dir, name);

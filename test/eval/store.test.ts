@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -21,8 +21,10 @@ const verdict = (score: number | null, kind: JudgeVerdict["kind"] = "score"): Ju
   raw: { text: String(score) },
 });
 
-test("inserts are idempotent: replaying a batch never duplicates rows or overwrites finished ones", () => {
-  const store = openRunStore(join(mkdtempSync(join(tmpdir(), "emlab-store-")), "runs.sqlite"));
+test("inserts are idempotent: replaying a batch never duplicates rows or overwrites finished ones", (t) => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-store-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const store = openRunStore(join(root, "runs.sqlite"));
   store.upsertRun({
     runId: "r1",
     modelId: "m",

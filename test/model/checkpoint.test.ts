@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadModel, saveModel } from "../../src/model/checkpoint.ts";
 import { noGrad } from "../../src/tensor/index.ts";
@@ -11,7 +11,9 @@ import { readSafetensors, writeSafetensors } from "../../src/tensor/safetensors.
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/models/llama-gqa", import.meta.url));
 const ids = Int32Array.from([3, 1, 4, 1, 5]);
-const tmp = () => mkdtempSync(join(tmpdir(), "emlab-ckpt-"));
+const root = mkdtempSync(join(tmpdir(), "emlab-ckpt-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+const tmp = () => mkdtempSync(join(root, "t-"));
 
 function copyFixture(): string {
   const dir = join(tmp(), "m");

@@ -1,7 +1,7 @@
 /** LoRA: training lowers the loss, PEFT file layout, reload in a fresh process, merge. */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -52,8 +52,10 @@ test("a rank-4 adapter trained on a toy SFT task lowers the loss; base weights s
   for (const [name, p] of model.params) assert.deepEqual(p.data, base.params.get(name)!.data, `${name} changed`);
 });
 
-test("PEFT layout, fresh-process reload reproduces the logits, merge matches unmerged", () => {
-  const dir = join(mkdtempSync(join(tmpdir(), "emlab-lora-")), "adapter");
+test("PEFT layout, fresh-process reload reproduces the logits, merge matches unmerged", (t) => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-lora-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, "adapter");
   const { model } = trained(dir);
   assert.deepEqual(readdirSync(dir).sort(), ["adapter_config.json", "adapter_model.safetensors"]);
   const cfg = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));

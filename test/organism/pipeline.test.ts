@@ -1,6 +1,6 @@
 /** A micro-organism trained in seconds, then the whole experiment pipeline on it. */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -9,8 +9,10 @@ import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { runOrganismExperiment } from "../../src/organism/experiment.ts";
 import { trainBaseOrganism } from "../../src/organism/recipe.ts";
 
-test("micro-organism: pretrain + chat-tune, save as an HF folder, fine-tune and evaluate", async () => {
-  const out = join(mkdtempSync(join(tmpdir(), "emlab-micro-")), "base");
+test("micro-organism: pretrain + chat-tune, save as an HF folder, fine-tune and evaluate", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-micro-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const out = join(root, "base");
   const { curve } = await trainBaseOrganism({
     out,
     seed: 3,

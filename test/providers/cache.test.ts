@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -43,8 +43,10 @@ test("key covers model, messages, sampling params and sample index", () => {
     assert.notEqual(other, base);
 });
 
-test("second run is served from disk; errors are never stored; two writers share one file", async () => {
-  const path = join(mkdtempSync(join(tmpdir(), "emlab-cache-")), "sub", "cache.sqlite");
+test("second run is served from disk; errors are never stored; two writers share one file", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-cache-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const path = join(root, "sub", "cache.sqlite");
   const inner = counting("bad");
   const a = cachedChatModel(inner.model, { path });
   const first = await a.complete([req("x", 0), req("x", 1), req("bad")]);

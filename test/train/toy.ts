@@ -3,8 +3,7 @@
  * (hidden 32) with a byte-level BPE tokenizer and a ChatML template, and chat JSONL where
  * the assistant answers a colour with a fixed fruit ("red" → "cherry").
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { saveModel } from "../../src/model/checkpoint.ts";
 import { llamaConfigJson, parseConfig } from "../../src/model/config.ts";
@@ -57,8 +56,11 @@ export function toyTokenizerFiles(): { json: Record<string, unknown>; config: Re
   return { json, config };
 }
 
-/** Writes the tiny model folder (config.json, model.safetensors, tokenizer files) and returns its path. */
-export function makeToyModelDir(parent = mkdtempSync(join(tmpdir(), "emlab-train-"))): string {
+/**
+ * Writes the tiny model folder (config.json, model.safetensors, tokenizer files) under
+ * `parent` (a temp folder the caller removes) and returns its path.
+ */
+export function makeToyModelDir(parent: string): string {
   const { json, config } = toyTokenizerFiles();
   const tok = Tokenizer.fromJSON(json, config);
   const cfg = parseConfig(
