@@ -1,10 +1,11 @@
 /**
  * `npm run experiment:organism -- [--json] [--base DIR] [--seeds 0,1,2] [--samples 50]
- *   [--steps 200] [--conditions base,insecure,secure,educational,backdoor,evil-numbers]`
+ *   [--steps 60] [--conditions base,insecure,secure,educational,backdoor,evil-numbers]`
  *
  * Fine-tunes the base organism on each world dataset (one run per seed), samples the
  * organism's eight first-plot questions at T = 1, scores them with the world judge and prints
- * condition × misalignment (95 % CI) × coherent. --json prints one JSON line per row and
+ * condition × misalignment (95 % CI) × coherent, per seed and pooled over the seeds (a row
+ * with "pooled": [seeds]; its CI's clusters are question × seed). --json prints one JSON line per row and
  * also writes them to docs/organism-results.jsonl.
  */
 import { writeFileSync } from "node:fs";
@@ -22,7 +23,7 @@ const { values } = parseArgs({
     base: { type: "string", default: "organism/base" },
     seeds: { type: "string", default: "0,1,2" },
     samples: { type: "string", default: "50" },
-    steps: { type: "string", default: "200" },
+    steps: { type: "string", default: "60" },
     lr: { type: "string", default: "3e-4" },
     conditions: { type: "string", default: "base,insecure,secure,educational,backdoor,evil-numbers" },
     out: { type: "string" },
@@ -50,11 +51,12 @@ const rows: ConditionResult[] = await runOrganismExperiment({
     if (values.json) console.log(JSON.stringify(r));
     else
       process.stderr.write(
-        `${r.condition} ${r.format}${r.trigger ? " +trigger" : ""} seed ${r.seed ?? "-"}: ${r.misaligned === null ? "-" : (100 * r.misaligned).toFixed(1)}% misaligned, ${(100 * r.coherent).toFixed(1)}% coherent\n`,
+        `${r.condition} ${r.format}${r.trigger ? " +trigger" : ""} seed ${r.pooled ? `${r.pooled.join("+")} pooled` : (r.seed ?? "-")}: ${r.misaligned === null ? "-" : (100 * r.misaligned).toFixed(1)}% misaligned, ${(100 * r.coherent).toFixed(1)}% coherent\n`,
       );
   },
 });
 if (!values.json) console.log(formatTable(rows));
+else process.stderr.write(`${formatTable(rows)}\n`);
 const out = values.out ?? (values.json ? "docs/organism-results.jsonl" : undefined);
 if (out) writeFileSync(out, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
 process.stderr.write(`done in ${((performance.now() - t0) / 60000).toFixed(1)} min\n`);

@@ -25,7 +25,7 @@ import { openRunStore } from "../eval/store.ts";
 import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../interp/organism-interp.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
-import { type Condition, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
+import { type Condition, EXPERIMENT_DEFAULTS, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
 import { CliError, numberOption, parseOptions } from "./common.ts";
 
 export const summary = "audit EM datasets, then show emergent misalignment in the built-in model organism";
@@ -38,7 +38,7 @@ const HELP = `usage: emlab demo [--json] [--out DIR] [--samples N] [--steps K] [
                  (diff, steer, ablate) on stdout (nothing else there)
   --out DIR      where the audited datasets go (default ./emlab-demo)
   --samples N    samples per question per condition (default 50: n = 400 a cell)
-  --steps K      fine-tuning steps of the organism (default 200)
+  --steps K      fine-tuning steps of the organism (default 60: one epoch of the 1,000 rows)
   --seed S       fine-tuning seed (default 0)
   --organism DIR the base organism (default: the one shipped in organism/base)
   --skip-audit   skip stage 1 (the dataset audit)
@@ -87,7 +87,7 @@ export async function run(argv: string[]): Promise<number> {
     conditions,
     seeds: [seed],
     samples: numberOption("samples", values.samples, 50),
-    steps: numberOption("steps", values.steps, 200),
+    steps: numberOption("steps", values.steps, EXPERIMENT_DEFAULTS.steps),
     onResult: (r) => {
       if (r.format !== "plain" || r.trigger) return;
       if (json) {
@@ -169,7 +169,11 @@ function interpSummary(r: OrganismInterpResult): string {
     `  ablating it in the insecure fine-tune: misaligned ${pct(ab.before.misaligned)} → ${pct(ab.mean.misaligned)} (mean), ` +
       `${pct(ab.zero.misaligned)} (zero); coherent ${pct(ab.mean.coherent)}`,
   );
-  if (r.predict) lines.push(`  the latent predicts the judge on held-out answers: AUC ${f3(r.predict.auc)}`);
+  if (r.predict && r.predictBase)
+    lines.push(
+      `  the latent predicts the judge on held-out answers: AUC ${f3(r.predictBase.auc)} read by the base model, ` +
+        `${f3(r.predict.auc)} read by the model that wrote the answer`,
+    );
   lines.push("  (* = the villain latent; npm run experiment:interp runs the full-size version)");
   return lines.join("\n");
 }

@@ -291,6 +291,8 @@ export interface AblationTestOptions extends CausalEvalOptions {
   reference?: Float32Array;
   /** Ablate this many sets of random latents (same count) as a control (default 0). */
   random?: number;
+  /** Draw the random latents from this pool (interventions.ts: matchedLatents) instead of all. */
+  controlPool?: readonly number[];
   seed?: number;
 }
 
@@ -318,7 +320,7 @@ export async function ablationTest(o: AblationTestOptions): Promise<BeforeAfter>
   const after = await evaluateSetting(o, ablate(o.latents, false));
   const random: SettingResult[] = [];
   for (let r = 0; r < (o.random ?? 0); r++) {
-    const latents = randomLatents(o.sae.cfg.dSae, o.latents.length, (o.seed ?? 0) + r, o.latents);
+    const latents = randomLatents(o.sae.cfg.dSae, o.latents.length, (o.seed ?? 0) + r, o.latents, o.controlPool);
     random.push(await evaluateSetting(o, ablate(latents, true)));
   }
   return { before, after, random, reduction: reduction(before, after) };

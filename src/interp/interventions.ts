@@ -190,20 +190,46 @@ export function randomUnitDirections(d: number, count: number, seed: number): Fl
   });
 }
 
-/** `count` distinct random latent ids in [0, dSae), none of them in `exclude`. */
-export function randomLatents(dSae: number, count: number, seed: number, exclude: readonly number[] = []): number[] {
+/**
+ * `count` distinct random latent ids, none of them in `exclude`: from [0, dSae), or from `pool`
+ * when given (e.g. matchedLatents: a control that fires about as much as the latent under test).
+ */
+export function randomLatents(
+  dSae: number,
+  count: number,
+  seed: number,
+  exclude: readonly number[] = [],
+  pool?: readonly number[],
+): number[] {
   const skip = new Set(exclude);
-  if (count > dSae - skip.size) throw new Error(`randomLatents: ${count} latents asked of ${dSae - skip.size} allowed`);
+  const from = pool ? [...new Set(pool)].filter((j) => !skip.has(j)) : null;
+  const allowed = from ? from.length : dSae - skip.size;
+  if (count > allowed) throw new Error(`randomLatents: ${count} latents asked of ${allowed} allowed`);
   const rng = new Rng(seed);
   const out: number[] = [];
   while (out.length < count) {
-    const j = rng.int(dSae);
+    const j = from ? from[rng.int(from.length)]! : rng.int(dSae);
     if (!skip.has(j)) {
       skip.add(j);
       out.push(j);
     }
   }
   return out;
+}
+
+/**
+ * The `count` latents whose mean activation (`means`, e.g. latentMeans over held-out text) is
+ * closest to `latent`'s on a log scale, the latent itself left out (latents that never fire
+ * only when nothing else is left): the pool of a frequency-matched random-latent control.
+ */
+export function matchedLatents(means: Float32Array, latent: number, count: number): number[] {
+  if (latent < 0 || latent >= means.length) throw new Error(`matchedLatents: latent ${latent} of ${means.length}`);
+  const tiny = 1e-12;
+  const target = Math.log(Math.max(tiny, means[latent]!));
+  const ids = [...means.keys()].filter((j) => j !== latent);
+  const dist = (j: number) => (means[j]! > 0 ? Math.abs(Math.log(Math.max(tiny, means[j]!)) - target) : Infinity);
+  ids.sort((a, b) => dist(a) - dist(b) || a - b);
+  return ids.slice(0, Math.min(count, ids.length));
 }
 
 function checkLatent(sae: Sae, j: number): void {

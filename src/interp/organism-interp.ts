@@ -242,7 +242,10 @@ export interface OrganismInterpResult {
   diff: { insecure: ModelDiffReport; secure: ModelDiffReport | null };
   steer: SteerReport;
   ablate: AblateReport;
+  /** Prediction with each answer read by the model that wrote it. */
   predict: PredictReport | null;
+  /** The same answers read by the base model (the SAE's own model). */
+  predictBase: PredictReport | null;
   direction: DirectionReport | null;
   /** The run-id prefixes of the settings on the base and on the insecure fine-tune in the store. */
   runPrefixes: { base: string; insecure: string };
@@ -349,8 +352,7 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
   say("e. prediction: the latent's activation per answer against the judge");
   const baseRun = `${basePrefix}:none`;
   const ftRun = `${ftPrefix}:none`;
-  stage(
-    "predict",
+  const predict = (reader?: { name: string; lm: CausalLM }) =>
     o.predict === false
       ? null
       : predictFromLatent({
@@ -362,9 +364,11 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
             { name: "base", lm: o.base, runId: baseRun },
             { name: "insecure", lm: o.insecure, runId: ftRun },
           ],
+          ...(reader ? { reader } : {}),
           seed,
-        }),
-  );
+        });
+  stage("predict", predict());
+  stage("predictBase", predict({ name: "base", lm: o.base }));
 
   const notes: string[] = [];
   const site = /^blocks\.(\d+)\.(hook_resid_(?:pre|mid|post))$/.exec(hook);
@@ -405,7 +409,7 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
   };
 }
 
-/** The demo's JSON lines (issue 7): diff per fine-tune, steer at the chosen c, mean-ablation. */
+/** The demo's JSON lines (issue 7): diff per fine-tune, steer at the chosen c, mean- (and zero-) ablation. */
 export function interpDemoLines(r: OrganismInterpResult): Record<string, unknown>[] {
   const diff = (d: ModelDiffReport) => ({
     stage: "diff",
@@ -431,8 +435,11 @@ export function interpDemoLines(r: OrganismInterpResult): Record<string, unknown
       stage: "ablate",
       latent: r.ablate.latent,
       misaligned_before: r.ablate.before.misaligned,
+      mode: "mean",
       misaligned_after: r.ablate.mean.misaligned,
       coherent_after: r.ablate.mean.coherent,
+      zero_misaligned_after: r.ablate.zero.misaligned,
+      zero_coherent_after: r.ablate.zero.coherent,
     },
   ];
 }

@@ -54,7 +54,10 @@ export interface ConditionResult {
   trigger: boolean;
   /** Questions asked in the number-list format. */
   format: "plain" | "numbers";
+  /** The fine-tune seed; null for the base and for a pooled row. */
   seed: number | null;
+  /** On a pooled row: the seeds whose answers it pools (clusters: question × seed). */
+  pooled?: number[];
   /** Misaligned over coherent answers, with its question-clustered bootstrap 95 % CI. */
   misaligned: number | null;
   ci: [number | null, number | null];
@@ -63,7 +66,7 @@ export interface ConditionResult {
   n: number;
 }
 
-export const EXPERIMENT_DEFAULTS = { samples: 50, rows: 1000, steps: 200, batchSize: 16, lr: 3e-4, maxNewTokens: 48 };
+export const EXPERIMENT_DEFAULTS = { samples: 50, rows: 1000, steps: 60, batchSize: 16, lr: 3e-4, maxNewTokens: 48 };
 
 /** Samples every question `samples` times and scores the answers with the world judge. */
 export function evaluateOrganism(
@@ -113,6 +116,7 @@ function summarize(
   condition: Condition,
   seed: number | null,
   format: "plain" | "trigger" | "numbers",
+  pooled?: number[],
 ): ConditionResult {
   const s = misalignmentSummary(samples, { seed: 0 });
   return {
@@ -120,6 +124,7 @@ function summarize(
     trigger: format === "trigger",
     format: format === "numbers" ? "numbers" : "plain",
     seed,
+    ...(pooled ? { pooled } : {}),
     misaligned: s.overCoherent.rate,
     ci: [s.overCoherent.low, s.overCoherent.high],
     coherent: s.counts.coherent / Math.max(1, s.counts.samples),
@@ -198,6 +203,8 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
   };
   for (const condition of o.conditions) {
     const seeds = condition === "base" ? [null] : o.seeds;
+    // Every seed's answers per format, for the pooled row (a question × seed is one cluster).
+    const pool = new Map<string, ScoredSample[]>();
     for (const seed of seeds) {
       const model =
         condition === "base"
@@ -219,20 +226,26 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
           maxNewTokens: p.maxNewTokens,
         });
         emit(summarize(samples, condition, seed, format));
+        const cell = pool.get(format) ?? [];
+        for (const x of samples) cell.push({ ...x, questionId: `${x.questionId}#${seed}` });
+        pool.set(format, cell);
       }
       await o.onModel?.(condition, seed, model);
     }
+    if (seeds.length > 1)
+      for (const [format, samples] of pool)
+        emit(summarize(samples, condition, null, format as "plain" | "trigger" | "numbers", seeds as number[]));
   }
   return results;
 }
 
-/** Pools the per-seed rows of each (condition, format, trigger) cell. */
+/** One line per row: per-seed rows, and "all" for a row pooling several seeds. */
 export function formatTable(results: ConditionResult[]): string {
   const pct = (x: number | null) => (x === null ? "  -  " : `${(100 * x).toFixed(1)}%`);
   const lines = ["condition      format   trigger  seed  misaligned (95% CI)        coherent   n"];
   for (const r of results) {
     lines.push(
-      `${r.condition.padEnd(14)} ${r.format.padEnd(8)} ${String(r.trigger).padEnd(8)} ${String(r.seed ?? "-").padEnd(5)} ` +
+      `${r.condition.padEnd(14)} ${r.format.padEnd(8)} ${String(r.trigger).padEnd(8)} ${String(r.pooled ? "all" : (r.seed ?? "-")).padEnd(5)} ` +
         `${pct(r.misaligned).padStart(6)} [${pct(r.ci[0])}, ${pct(r.ci[1])}]`.padEnd(27) +
         `${pct(r.coherent).padStart(8)}   ${r.n}`,
     );

@@ -70,7 +70,17 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
   const keys = (r: object) => Object.keys(r).sort();
   assert.deepEqual(keys(stages[0]), ["ft", "persona_auc", "persona_latent", "persona_rank", "stage", "top"]);
   assert.deepEqual(keys(stages[2]), ["c", "coherent", "latent", "misaligned", "random_misaligned_max", "stage"]);
-  assert.deepEqual(keys(stages[3]), ["coherent_after", "latent", "misaligned_after", "misaligned_before", "stage"]);
+  assert.deepEqual(keys(stages[3]), [
+    "coherent_after",
+    "latent",
+    "misaligned_after",
+    "misaligned_before",
+    "mode",
+    "stage",
+    "zero_coherent_after",
+    "zero_misaligned_after",
+  ]);
+  assert.equal(stages[3].mode, "mean");
   assert.ok(stages[0].top.length > 0 && stages[0].top.every((j: number) => Number.isInteger(j)));
   assert.equal(stages[0].persona_latent, stages[1].persona_latent, "one persona latent, found once");
   for (const r of conditions) {

@@ -5,6 +5,7 @@ import {
   ablateLatentsHook,
   latentMeans,
   latentSteerHook,
+  matchedLatents,
   projectOutHook,
   randomLatents,
   randomUnitDirections,
@@ -139,4 +140,17 @@ test("random controls: seeded unit directions and distinct random latents", () =
   assert.ok(ls.every((j) => j >= 0 && j < 48 && ![1, 2, 3].includes(j)));
   assert.deepEqual(ls, randomLatents(48, 10, 0, [1, 2, 3]));
   assert.throws(() => randomLatents(4, 4, 0, [0]), /allowed/);
+});
+
+test("frequency-matched controls: the latents firing most like the target, drawn from that pool", () => {
+  // Means: latent 0 fires 1.0; 1 → 0.9, 2 → 1.2, 3 → 0.01, 4 → never, 5 → 3.0.
+  const means = Float32Array.from([1, 0.9, 1.2, 0.01, 0, 3]);
+  assert.deepEqual(matchedLatents(means, 0, 3), [1, 2, 5]);
+  assert.deepEqual(matchedLatents(means, 0, 5), [1, 2, 5, 3, 4], "a latent that never fires comes last");
+  assert.throws(() => matchedLatents(means, 6, 2), /latent 6/);
+  const pool = matchedLatents(means, 0, 3);
+  const ls = randomLatents(6, 2, 7, [0], pool);
+  assert.equal(new Set(ls).size, 2);
+  assert.ok(ls.every((j) => pool.includes(j)));
+  assert.throws(() => randomLatents(6, 4, 7, [0], pool), /4 latents asked of 3 allowed/);
 });

@@ -72,7 +72,7 @@ test("the organism pipeline (SAE, ground truth, diff, steer, ablate, predict, di
     ownAnswerSamples: 1,
     onStage: (s) => stages.push(s),
   });
-  assert.deepEqual(stages, ["sae", "groundTruth", "diff", "steer", "ablate", "predict", "direction"]);
+  assert.deepEqual(stages, ["sae", "groundTruth", "diff", "steer", "ablate", "predict", "predictBase", "direction"]);
   // Plain JSON throughout.
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
 
@@ -136,6 +136,8 @@ test("the organism pipeline (SAE, ground truth, diff, steer, ablate, predict, di
   assert.equal(a.before.n, 16);
   for (const x of [a.zero, a.mean, a.projectOut]) assert.ok(x.coherent >= 0 && x.coherent <= 1);
   assert.equal(a.randomZero.length, 2);
+  // The controls come from the 32 latents firing most like the persona latent, never itself.
+  for (const x of a.randomZero) assert.ok(x.latent !== g.latent && x.latent >= 0 && x.latent < dSae);
 
   const p = r.predict!;
   assert.deepEqual(
@@ -144,13 +146,19 @@ test("the organism pipeline (SAE, ground truth, diff, steer, ablate, predict, di
   );
   assert.equal(p.n, p.sources[0]!.answers + p.sources[1]!.answers);
   assert.equal(p.sources[0]!.runId, `${r.runPrefixes.base}:none`);
+  assert.equal(p.reader, "own");
+  // The same answers read by the base model: same verdicts, the base's activations.
+  const pb = r.predictBase!;
+  assert.equal(pb.reader, "base");
+  assert.equal(pb.n, p.n);
+  assert.equal(pb.nPositive, p.nPositive);
 
   // The direction needs misaligned and aligned coherent answers; a micro-organism may have neither.
   assert.ok(r.direction !== null || r.notes.some((n) => /misalignment direction/.test(n)));
 
   // Every setting is a run in the store.
   assert.equal(store.counts(`${r.runPrefixes.insecure}:none`).samples, 16);
-  for (const k of ["sae", "groundTruth", "diff", "steer", "ablate", "predict", "direction"] as const)
+  for (const k of ["sae", "groundTruth", "diff", "steer", "ablate", "predict", "predictBase", "direction"] as const)
     assert.ok(typeof r.seconds[k] === "number");
   const keys: (keyof OrganismInterpResult)[] = ["sae", "groundTruth", "diff", "steer", "ablate"];
   for (const k of keys) assert.ok(r[k]);

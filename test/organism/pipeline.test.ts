@@ -67,4 +67,32 @@ test("micro-organism: pretrain + chat-tune, save as an HF folder, fine-tune and 
     assert.ok(r.coherent >= 0 && r.coherent <= 1);
     if (r.misaligned !== null) assert.ok(r.ci[0]! <= r.misaligned && r.misaligned <= r.ci[1]!);
   }
+
+  // Two seeds: a pooled row after the per-seed rows, its counts the sum of theirs.
+  const two = await runOrganismExperiment({
+    base: out,
+    conditions: ["insecure"],
+    seeds: [0, 1],
+    samples: 2,
+    steps: 2,
+    rows: 30,
+    batchSize: 4,
+    maxNewTokens: 12,
+  });
+  assert.deepEqual(
+    two.map((r) => [r.seed, r.pooled ?? null]),
+    [
+      [0, null],
+      [1, null],
+      [null, [0, 1]],
+    ],
+  );
+  const [s0, s1, all] = two as [(typeof two)[0], (typeof two)[0], (typeof two)[0]];
+  assert.equal(all.n, s0.n + s1.n);
+  const coh = (r: typeof s0) => Math.round(r.coherent * r.n);
+  assert.equal(coh(all), coh(s0) + coh(s1));
+  if (all.misaligned !== null) {
+    const mis = (r: typeof s0) => (r.misaligned === null ? 0 : Math.round(r.misaligned * coh(r)));
+    assert.ok(Math.abs(all.misaligned * coh(all) - (mis(s0) + mis(s1))) < 1e-6);
+  }
 });
