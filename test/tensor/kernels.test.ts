@@ -1,5 +1,6 @@
 /** The onnxruntime matmul and the TypeScript fallback agree; backend selection works. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { matmulBackend, ops, Rng, setMatmulBackend, Tensor } from "../../src/tensor/index.ts";
 import { matmulInto } from "../../src/tensor/kernels/matmul.ts";
@@ -80,4 +81,24 @@ test("a shape mismatch names the op and both shapes", () => {
   assert.throws(() => ops.linear(a, Tensor.zeros([5, 4])), /linear: input \[2,3\] does not match weight \[5,4\]/);
   assert.throws(() => ops.reshape(a, [4, 2]), /reshape: cannot view \[2,3\]/);
   assert.throws(() => ops.concat([a, b], 0), /concat: shapes \[2,3\] and \[4,5\]/);
+});
+
+test("EMLAB_ORT_PROFILE=1 prints the onnxruntime time per op kind and shape at exit", { skip: !ortAvailable() }, () => {
+  const code =
+    'import { matmulInto } from "./src/tensor/kernels/matmul.ts";' +
+    "const a = new Float32Array(6), b = new Float32Array(12), out = new Float32Array(8);" +
+    'matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 2, k: 3, n: 4 }, "ort");' +
+    'matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 2, k: 3, n: 4 }, "ort");';
+  const run = (profile: string) =>
+    spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      encoding: "utf8",
+      env: { ...process.env, EMLAB_ORT_PROFILE: profile, EMLAB_BACKEND: "" },
+    });
+  const on = run("1");
+  assert.equal(on.status, 0, on.stderr);
+  assert.match(on.stderr, /onnxruntime calls: \d+ ms in all/);
+  assert.match(on.stderr, / 2 calls {2}fmm:\S+ A\[1,2,3\] B\[1,3,4\]/);
+  const off = run("");
+  assert.equal(off.status, 0, off.stderr);
+  assert.doesNotMatch(off.stderr, /onnxruntime calls/);
 });
