@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { matmulBackend, ops, Rng, setMatmulBackend, Tensor } from "../../src/tensor/index.ts";
-import { matmulInto } from "../../src/tensor/kernels/matmul.ts";
+import { linearInto, matmulInto } from "../../src/tensor/kernels/matmul.ts";
 import { ortAvailable } from "../../src/tensor/kernels/ort.ts";
 
 function rand(n: number, rng: Rng): Float32Array {
@@ -101,4 +101,30 @@ test("EMLAB_ORT_PROFILE=1 prints the onnxruntime time per op kind and shape at e
   const off = run("");
   assert.equal(off.status, 0, off.stderr);
   assert.doesNotMatch(off.stderr, /onnxruntime calls/);
+});
+
+test("linearInto: x·Wᵀ on both routes (few rows: (W·xᵀ)ᵀ on onnxruntime) matches the TypeScript loop", {
+  skip: !ortAvailable(),
+}, () => {
+  const rng = new Rng(11);
+  for (const [rows, inF, outF] of [
+    [1, 64, 300],
+    [2, 64, 300],
+    [16, 96, 512],
+    [32, 40, 257],
+    [33, 40, 257],
+    [16, 64, 100],
+  ] as const) {
+    const x = Float32Array.from({ length: rows * inF }, () => rng.normal());
+    const w = Float32Array.from({ length: outF * inF }, () => rng.normal());
+    const ref = new Float32Array(rows * outF);
+    const got = new Float32Array(rows * outF);
+    linearInto(x, w, ref, rows, inF, outF, "ts");
+    linearInto(x, w, got, rows, inF, outF, "ort");
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(
+        Math.abs(got[i]! - ref[i]!) <= 1e-4 * (1 + Math.abs(ref[i]!)),
+        `[${rows}, ${inF}] · [${outF}, ${inF}]ᵀ at ${i}`,
+      );
+  }
 });

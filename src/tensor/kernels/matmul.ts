@@ -104,6 +104,58 @@ function matmulOrt(args: MatmulArgs): void {
   );
 }
 
+/**
+ * y [rows, outF] = x [rows, inF] · Wᵀ, W [outF, inF] (a linear layer's product). With few rows
+ * (decoding) on onnxruntime it runs as (W · xᵀ)ᵀ: MLAS then streams W straight from memory
+ * as the A operand instead of packing it as B on every call, the cost that dominates when
+ * only a few rows share each weight (decode_qwen05b in docs/performance.md); the small
+ * [outF, rows] result is transposed back inside the same onnxruntime call.
+ */
+export function linearInto(
+  x: Float32Array,
+  w: Float32Array,
+  out: Float32Array,
+  rows: number,
+  inF: number,
+  outF: number,
+  which: MatmulBackend = backend,
+): void {
+  if (which === "ort" && rows >= SKINNY_MIN_ROWS && rows <= SKINNY_MAX_ROWS && outF >= SKINNY_MIN_OUT) {
+    const session = ortSession("skinny-linear", () => ({
+      nodes: [
+        {
+          op: "FusedMatMul",
+          domain: "com.microsoft",
+          inputs: ["W", "X"],
+          outputs: ["YT"],
+          attrs: [
+            { name: "transA", int: 0 },
+            { name: "transB", int: 1 },
+            { name: "alpha", float: 1 },
+          ],
+        },
+        { op: "Transpose", inputs: ["YT"], outputs: ["Y"], attrs: [{ name: "perm", ints: [1, 0] }] },
+      ],
+      inputs: [
+        { name: "W", dims: ["n", "k"] },
+        { name: "X", dims: ["m", "k"] },
+      ],
+      outputs: [{ name: "Y", dims: ["m", "n"] }],
+    }));
+    ortRun(
+      session,
+      { W: { data: w, dims: [outF, inF] }, X: { data: x, dims: [rows, inF] } },
+      { Y: { data: out, dims: [rows, outF] } },
+    );
+    return;
+  }
+  matmulInto({ a: x, b: w, out, batchA: 1, batchB: 1, m: rows, k: inF, n: outF, transB: true }, which);
+}
+/** Row counts (and widths) where linearInto takes the transposed route (measured in docs/performance.md). */
+const SKINNY_MIN_ROWS = 2;
+const SKINNY_MAX_ROWS = 32;
+const SKINNY_MIN_OUT = 256;
+
 /** The TypeScript reference: i-p-j loop order so the inner loop streams rows of B and C. */
 function matmulTs(args: MatmulArgs): void {
   const { a, b, out, batchA, batchB, m, k, n } = args;

@@ -3,7 +3,7 @@
  * (y = x·Wᵀ + b, Hugging Face's weight layout [out, in]). The FLOPs go to the fast kernel
  * (onnxruntime's MLAS by default, see kernels/matmul.ts).
  */
-import { matmulInto } from "../kernels/matmul.ts";
+import { linearInto, matmulInto } from "../kernels/matmul.ts";
 import { accumulate, fmtShape, needsGrad, numel, record, Tensor } from "../tensor.ts";
 
 export interface MatmulOptions {
@@ -141,7 +141,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const rows = x.size / inF;
   const out = new Float32Array(rows * outF);
-  matmulInto({ a: x.data, b: weight.data, out, batchA: 1, batchB: 1, m: rows, k: inF, n: outF, transB: true });
+  linearInto(x.data, weight.data, out, rows, inF, outF);
   if (bias) {
     const bd = bias.data;
     for (let r = 0; r < rows; r++) {
