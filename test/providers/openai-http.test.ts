@@ -41,7 +41,7 @@ test("AIMD: halves once per congestion window, grows back slowly, honours Retry-
   assert.ok(Date.now() - t0 >= 70, "Retry-After pause honoured");
 });
 
-test("body, logprobs and auth header; the key is read from the named variable and never exposed", async () => {
+test("body, logprobs and auth header; the key is read from the named variable and never exposed", async (t) => {
   const server = await startFakeOpenAIServer({
     reply: (b) => ({
       content: `echo ${b.messages.at(-1)!.content} t=${b.temperature} top=${b.top_logprobs}`,
@@ -54,6 +54,10 @@ test("body, logprobs and auth header; the key is read from the named variable an
     apiKeyEnv: "FAKE_KEY",
     env: { FAKE_KEY: "sk-test-xyz" },
   });
+  t.after(async () => {
+    model.close();
+    await server.close();
+  });
   const [r] = await model.complete([req("hi", { topLogprobs: 5 })]);
   assert.equal(r!.text, "echo hi t=1 top=5");
   assert.equal(r!.logprobs![0]!.top[0]!.token, "echo");
@@ -63,11 +67,9 @@ test("body, logprobs and auth header; the key is read from the named variable an
     ProviderConfigError,
   );
   assert.equal(server.lastHeaders?.authorization, "Bearer sk-test-xyz");
-  model.close();
-  await server.close();
 });
 
-test("fault injection: 429 + Retry-After, 500, hang, truncated JSON, reset — every request answered once", async () => {
+test("fault injection: 429 + Retry-After, 500, hang, truncated JSON, reset — every request answered once", async (t) => {
   const faults = ["rate-limit", "server-error", "hang", "truncated", "reset"] as const;
   const server = await startFakeOpenAIServer({
     reply: (b) => ({ content: `answer to ${b.messages.at(-1)!.content}` }),
@@ -76,6 +78,10 @@ test("fault injection: 429 + Retry-After, 500, hang, truncated JSON, reset — e
     retryAfterSeconds: 0.02,
   });
   const model = openAIChatModel({ baseUrl: server.url, model: "m", concurrency: 8, maxRetries: 10, ...fast });
+  t.after(async () => {
+    model.close();
+    await server.close();
+  });
   const requests = Array.from({ length: 30 }, (_, i) => req(`q${i}`));
   const results = await model.complete(requests);
   assert.deepEqual(
@@ -88,27 +94,28 @@ test("fault injection: 429 + Retry-After, 500, hang, truncated JSON, reset — e
   assert.deepEqual(answered, requests.map((r) => r.messages[0]!.content).sort());
   assert.ok(model.stats.rateLimited >= 8 && model.stats.retries >= 40);
   assert.ok(model.concurrencyLimit < 8 || model.stats.rateLimited > 0);
-  model.close();
-  await server.close();
 });
 
-test("after maxRetries the result carries the error; 4xx fails at once without retrying", async () => {
+test("after maxRetries the result carries the error; 4xx fails at once without retrying", async (t) => {
   const server = await startFakeOpenAIServer({
     reply: () => ({ content: "never" }),
     fault: () => "server-error",
   });
+  let serverOpen = true;
+  t.after(() => (serverOpen ? server.close() : undefined));
   const model = openAIChatModel({ baseUrl: server.url, model: "m", maxRetries: 2, ...fast });
   const [r] = await model.complete([req("x")]);
   assert.equal(r!.error?.kind, "InternalServerError");
   assert.equal(r!.error?.attempts, 3);
   assert.equal(server.requests, 3);
   await server.close();
+  serverOpen = false;
 
   const again = await startFakeOpenAIServer({ reply: () => ({ content: "x" }) });
+  t.after(() => again.close());
   const wrongPath = openAIChatModel({ baseUrl: `${again.url}/wrong`, model: "m", ...fast });
   const [e] = await wrongPath.complete([req("x")]);
   assert.equal(e!.error?.kind, "NotFoundError");
   assert.equal(e!.error?.attempts, 1);
   wrongPath.close();
-  await again.close();
 });
