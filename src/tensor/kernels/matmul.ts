@@ -104,6 +104,11 @@ function matmulOrt(args: MatmulArgs): void {
   );
 }
 
+/** Row counts (and widths) where linearInto takes the transposed route (measured in docs/performance.md). */
+const SKINNY_MIN_ROWS = 2;
+const SKINNY_MAX_ROWS = 32;
+const SKINNY_MIN_OUT = 256;
+
 /**
  * y [rows, outF] = x [rows, inF] · Wᵀ, W [outF, inF] (a linear layer's product). With few rows
  * (decoding) on onnxruntime it runs as (W · xᵀ)ᵀ: MLAS then streams W straight from memory
@@ -151,10 +156,6 @@ export function linearInto(
   }
   matmulInto({ a: x, b: w, out, batchA: 1, batchB: 1, m: rows, k: inF, n: outF, transB: true }, which);
 }
-/** Row counts (and widths) where linearInto takes the transposed route (measured in docs/performance.md). */
-const SKINNY_MIN_ROWS = 2;
-const SKINNY_MAX_ROWS = 32;
-const SKINNY_MIN_OUT = 256;
 
 /** The TypeScript reference: i-p-j loop order so the inner loop streams rows of B and C. */
 function matmulTs(args: MatmulArgs): void {
