@@ -10,6 +10,7 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { describeKernels } from "../src/tensor/kernels/matmul.ts";
 import { type Bench, jsonLine, parseBenchArgs, runBench, selectBenches, table, torchPeer } from "./harness.ts";
 
 /** Every benchmark module, in the order they run; a missing one is skipped with a note. */
@@ -53,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   process.chdir(ROOT);
+  note(`kernels: ${describeKernels()}`);
   const all = await loadBenches();
   let chosen: Bench[];
   try {

@@ -8,6 +8,7 @@
  *   const sched = warmupSchedule({ peak: 3e-4, warmup: 100, total: 1000, decay: "cosine" });
  *   backward(loss); clipGradNorm(params, 1.0); opt.step(sched(step)); opt.zeroGrad();
  */
+import { nativeFused } from "./kernels/fused.ts";
 import type { Tensor } from "./tensor.ts";
 
 export interface AdamWOptions {
@@ -66,6 +67,11 @@ export class AdamW {
       const m = this.m[i]!;
       const v = this.v[i]!;
       const decay = this.noDecay.has(p) ? 1 : 1 - lr * this.wd;
+      const native = nativeFused();
+      if (native) {
+        native.adamw(w, g, m, v, lr, b1, b2, eps, decay, c1, c2);
+        return;
+      }
       for (let j = 0; j < w.length; j++) {
         const gj = g[j]!;
         const mj = b1 * m[j]! + (1 - b1) * gj;

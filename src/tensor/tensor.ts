@@ -12,6 +12,8 @@
  *   const loss = ops.mean(ops.square(ops.matmul(x, w)));
  *   backward(loss); // w.grad is a Float32Array of w's size
  */
+
+import { nativeFused } from "./kernels/fused.ts";
 import { Rng } from "./random.ts";
 
 export type Shape = readonly number[];
@@ -176,7 +178,9 @@ export function accumulate(t: Tensor | null | undefined, g: Float32Array, owned 
     return;
   }
   const dst = t.grad;
-  for (let i = 0; i < dst.length; i++) dst[i]! += g[i]!;
+  const native = dst.length >= 4096 ? nativeFused() : null;
+  if (native) native.addInto(dst, g);
+  else for (let i = 0; i < dst.length; i++) dst[i]! += g[i]!;
 }
 
 /** Number of nodes now on the tape (for tests and leak checks). */

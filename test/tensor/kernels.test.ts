@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { matmulBackend, ops, Rng, setMatmulBackend, Tensor } from "../../src/tensor/index.ts";
 import { linearInto, matmulInto } from "../../src/tensor/kernels/matmul.ts";
+import { blasAvailable } from "../../src/tensor/kernels/native.ts";
 import { ortAvailable } from "../../src/tensor/kernels/ort.ts";
 
 function rand(n: number, rng: Rng): Float32Array {
@@ -83,24 +84,29 @@ test("a shape mismatch names the op and both shapes", () => {
   assert.throws(() => ops.concat([a, b], 0), /concat: shapes \[2,3\] and \[4,5\]/);
 });
 
-test("EMLAB_ORT_PROFILE=1 prints the onnxruntime time per op kind and shape at exit", { skip: !ortAvailable() }, () => {
+test("EMLAB_PROFILE=1 prints the time per kernel and shape at exit", { skip: !ortAvailable() }, () => {
   const code =
     'import { matmulInto } from "./src/tensor/kernels/matmul.ts";' +
+    'import { blasAvailable } from "./src/tensor/kernels/native.ts";' +
     "const a = new Float32Array(6), b = new Float32Array(12), out = new Float32Array(8);" +
     'matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 2, k: 3, n: 4 }, "ort");' +
-    'matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 2, k: 3, n: 4 }, "ort");';
-  const run = (profile: string) =>
+    'matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 2, k: 3, n: 4 }, "ort");' +
+    'if (blasAvailable()) matmulInto({ a, b, out, batchA: 1, batchB: 1, m: 2, k: 3, n: 4, transB: false }, "native");';
+  const run = (env: Record<string, string>) =>
     spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
       encoding: "utf8",
-      env: { ...process.env, EMLAB_ORT_PROFILE: profile, EMLAB_BACKEND: "" },
+      env: { ...process.env, EMLAB_PROFILE: "", EMLAB_ORT_PROFILE: "", EMLAB_BACKEND: "", ...env },
     });
-  const on = run("1");
-  assert.equal(on.status, 0, on.stderr);
-  assert.match(on.stderr, /onnxruntime calls: \d+ ms in all/);
-  assert.match(on.stderr, / 2 calls {2}fmm:\S+ A\[1,2,3\] B\[1,3,4\]/);
-  const off = run("");
+  for (const env of [{ EMLAB_PROFILE: "1" }, { EMLAB_ORT_PROFILE: "1" }] as Record<string, string>[]) {
+    const on = run(env);
+    assert.equal(on.status, 0, on.stderr);
+    assert.match(on.stderr, /kernel calls: \d+ ms in all/);
+    assert.match(on.stderr, / 2 calls {2}ort fmm:\S+ A\[1,2,3\] B\[1,3,4\]/);
+    if (blasAvailable()) assert.match(on.stderr, / 1 calls {2}native sgemm 1x2x3 @ 1x3x4\n/);
+  }
+  const off = run({});
   assert.equal(off.status, 0, off.stderr);
-  assert.doesNotMatch(off.stderr, /onnxruntime calls/);
+  assert.doesNotMatch(off.stderr, /kernel calls/);
 });
 
 test("linearInto: x·Wᵀ on both routes (few rows: (W·xᵀ)ᵀ on onnxruntime) matches the TypeScript loop", {

@@ -6,11 +6,17 @@
  * TypeScript loop as the fallback (EMLAB_BACKEND=ts) and the tests run both.
  */
 import { matmulBackend } from "./matmul.ts";
-import { ortRun, ortSession } from "./ort.ts";
+import { type NativeKernels, nativeKernels } from "./native.ts";
+import { ortAvailable, ortRun, ortSession } from "./ort.ts";
 
-/** True when fused ORT graphs should be used (the "ort" backend). */
+/** True when fused ORT graphs should be used (the "ort" and "native" backends, onnxruntime loaded). */
 export function useFused(): boolean {
-  return matmulBackend() === "ort";
+  return matmulBackend() !== "ts" && ortAvailable();
+}
+
+/** The addon's C kernels under the "native" backend, else null. */
+export function nativeFused(): NativeKernels | null {
+  return matmulBackend() === "native" ? nativeKernels() : null;
 }
 
 const AXIS_LAST = BigInt64Array.of(-1n);

@@ -2,23 +2,56 @@
  * Matrix multiplication kernels: C = alpha · op(A) · op(B), batched with broadcasting of a
  * batch-less operand, where op(X) is X or Xᵀ over the last two dims.
  *
- * Two backends: onnxruntime-node's FusedMatMul (MLAS, multi-threaded; the default) and a
- * plain TypeScript loop (used when onnxruntime is unavailable, when EMLAB_BACKEND=ts, and
- * as the reference in the consistency test).
+ * Three backends:
+ * - "native": a CBLAS library's sgemm (OpenBLAS, the library PyTorch uses on Linux) through
+ *   emlab's native addon (native.ts), the default when the addon is built and a library loads;
+ * - "ort": onnxruntime-node's FusedMatMul (MLAS, multi-threaded), the default otherwise;
+ * - "ts": a plain TypeScript loop, used when neither is available, when EMLAB_BACKEND=ts,
+ *   and as the reference in the consistency test.
+ * EMLAB_BACKEND=native|ort|ts picks one. Under "native" the fused non-matmul kernels run in
+ * the addon's C where it has them and on onnxruntime otherwise (fused.ts).
  */
-import { ortAvailable, ortRun, ortSession } from "./ort.ts";
+import { blasAvailable, blasInfo, blasLoadError, blasSgemm, blasThreads } from "./native.ts";
+import { ortAvailable, ortLoadError, ortRun, ortSession, ortThreads } from "./ort.ts";
 
-export type MatmulBackend = "ort" | "ts";
+export type MatmulBackend = "native" | "ort" | "ts";
 
-let backend: MatmulBackend = process.env.EMLAB_BACKEND === "ts" || !ortAvailable() ? "ts" : "ort";
+function defaultBackend(): MatmulBackend {
+  const env = process.env.EMLAB_BACKEND;
+  if (env !== undefined && env !== "") {
+    if (env !== "native" && env !== "ort" && env !== "ts")
+      throw new Error(`EMLAB_BACKEND: expected native, ort or ts, got "${env}"`);
+    if (env === "native" && !blasAvailable()) throw new Error(`EMLAB_BACKEND=native: ${blasLoadError()}`);
+    if (env === "ort" && !ortAvailable()) throw new Error(`EMLAB_BACKEND=ort: onnxruntime-node: ${ortLoadError()}`);
+    return env;
+  }
+  if (blasAvailable()) return "native";
+  return ortAvailable() ? "ort" : "ts";
+}
+
+let backend: MatmulBackend = defaultBackend();
 
 /** Selects the matmul backend for every later op. */
 export function setMatmulBackend(b: MatmulBackend): void {
   if (b === "ort" && !ortAvailable()) throw new Error("setMatmulBackend: onnxruntime-node is unavailable");
+  if (b === "native" && !blasAvailable())
+    throw new Error(`setMatmulBackend: the native backend is unavailable: ${blasLoadError()}`);
   backend = b;
 }
 export function matmulBackend(): MatmulBackend {
   return backend;
+}
+
+/** One line naming the kernels in use (printed by the benchmarks and `emlab demo`). */
+export function describeKernels(): string {
+  if (backend === "native") {
+    const info = blasInfo();
+    const core = info?.core ? `, core ${info.core.trim()}` : "";
+    return `native (sgemm from ${info?.lib}${core}, ${blasThreads()} threads; C elementwise kernels${ortAvailable() ? ", onnxruntime attention" : ""})`;
+  }
+  if (backend === "ort")
+    return `onnxruntime (${ortThreads()} threads; native addon: ${blasLoadError() ?? "not selected"})`;
+  return "TypeScript loops";
 }
 
 /**
@@ -49,6 +82,24 @@ export function matmulInto(args: MatmulArgs, which: MatmulBackend = backend): vo
   }
   if (which === "ts" || args.m * args.n * args.k < 8) {
     matmulTs(args);
+    return;
+  }
+  if (which === "native") {
+    const { a, b, out, m, k, n } = args;
+    blasSgemm(
+      a,
+      b,
+      out,
+      batchA,
+      batchB,
+      m,
+      k,
+      n,
+      !!args.transA,
+      !!args.transB,
+      args.alpha ?? 1,
+      args.accumulate ? 1 : 0,
+    );
     return;
   }
   if (args.accumulate) {
@@ -124,8 +175,17 @@ export function linearInto(
   inF: number,
   outF: number,
   which: MatmulBackend = backend,
+  bias?: Float32Array | null,
 ): void {
-  if (which === "ort" && rows >= SKINNY_MIN_ROWS && rows <= SKINNY_MAX_ROWS && outF >= SKINNY_MIN_OUT) {
+  const skinny = skinnyRoute(which, rows, outF);
+  if (bias && which === "native" && !skinny) {
+    // The bias is written into each row first and the product added onto it (beta = 1):
+    // one pass over the output fewer than adding it afterwards.
+    for (let r = 0; r < rows; r++) out.set(bias, r * outF);
+    blasSgemm(x, w, out, 1, 1, rows, inF, outF, false, true, 1, 1);
+    return;
+  }
+  if (skinny) {
     const session = ortSession("skinny-linear", () => ({
       nodes: [
         {
@@ -152,9 +212,21 @@ export function linearInto(
       { W: { data: w, dims: [outF, inF] }, X: { data: x, dims: [rows, inF] } },
       { Y: { data: out, dims: [rows, outF] } },
     );
-    return;
-  }
-  matmulInto({ a: x, b: w, out, batchA: 1, batchB: 1, m: rows, k: inF, n: outF, transB: true }, which);
+  } else matmulInto({ a: x, b: w, out, batchA: 1, batchB: 1, m: rows, k: inF, n: outF, transB: true }, which);
+  if (bias)
+    for (let r = 0; r < rows; r++) {
+      const base = r * outF;
+      for (let j = 0; j < outF; j++) out[base + j]! += bias[j]!;
+    }
+}
+
+function skinnyRoute(which: MatmulBackend, rows: number, outF: number): boolean {
+  return (
+    (which === "ort" || (which === "native" && ortAvailable())) &&
+    rows >= SKINNY_MIN_ROWS &&
+    rows <= SKINNY_MAX_ROWS &&
+    outF >= SKINNY_MIN_OUT
+  );
 }
 
 /** The TypeScript reference: i-p-j loop order so the inner loop streams rows of B and C. */

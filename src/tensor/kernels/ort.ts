@@ -9,6 +9,7 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { type OnnxNode, type OnnxValue, onnxModel } from "./onnx-proto.ts";
+import { profiling, recordKernel } from "./profile.ts";
 
 interface NativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
@@ -25,21 +26,6 @@ let loadError: string | undefined;
 let threads = Number(process.env.EMLAB_THREADS) || availableParallelism();
 const sessions = new Map<string, NativeSession>();
 const sessionKeys = new WeakMap<NativeSession, string>();
-
-/**
- * EMLAB_ORT_PROFILE=1: wall time of every onnxruntime call, summed per op kind and input
- * shapes, printed to stderr when the process exits (where the time goes in a benchmark).
- */
-const profile = process.env.EMLAB_ORT_PROFILE === "1" ? new Map<string, { ms: number; calls: number }>() : null;
-if (profile)
-  process.on("exit", () => {
-    const rows = [...profile.entries()].sort((a, b) => b[1].ms - a[1].ms);
-    const total = rows.reduce((t, [, r]) => t + r.ms, 0);
-    const lines = rows
-      .slice(0, 30)
-      .map(([k, r]) => `${r.ms.toFixed(0).padStart(8)} ms ${String(r.calls).padStart(7)} calls  ${k}`);
-    process.stderr.write(`onnxruntime calls: ${total.toFixed(0)} ms in all (top 30 by time)\n${lines.join("\n")}\n`);
-  });
 
 function loadOrt(): OrtModule | null {
   if (ort !== undefined) return ort;
@@ -114,18 +100,14 @@ export function ortRun(
   for (const [name, v] of Object.entries(inputs)) feeds[name] = new m.TensorCtor(typeName(v.data), v.data, v.dims);
   const fetches: Record<string, object> = {};
   for (const [name, v] of Object.entries(outputs)) fetches[name] = new m.TensorCtor("float32", v.data, v.dims);
-  if (!profile) {
+  if (!profiling) {
     session.run(feeds, fetches, {});
     return;
   }
   const t0 = performance.now();
   session.run(feeds, fetches, {});
   const shapes = Object.entries(inputs).map(([k, v]) => `${k}[${v.dims.join(",")}]`);
-  const key = `${sessionKeys.get(session) ?? "?"} ${shapes.join(" ")}`;
-  const r = profile.get(key) ?? { ms: 0, calls: 0 };
-  r.ms += performance.now() - t0;
-  r.calls++;
-  profile.set(key, r);
+  recordKernel(`ort ${sessionKeys.get(session) ?? "?"} ${shapes.join(" ")}`, performance.now() - t0);
 }
 
 function typeName(a: OrtArray): string {

@@ -141,14 +141,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const rows = x.size / inF;
   const out = new Float32Array(rows * outF);
-  linearInto(x.data, weight.data, out, rows, inF, outF);
-  if (bias) {
-    const bd = bias.data;
-    for (let r = 0; r < rows; r++) {
-      const base = r * outF;
-      for (let j = 0; j < outF; j++) out[base + j]! += bd[j]!;
-    }
-  }
+  linearInto(x.data, weight.data, out, rows, inF, outF, undefined, bias?.data);
   const y = new Tensor(out, [...x.shape.slice(0, -1), outF]);
   if (!needsGrad(x, weight, bias)) return y;
   return record(y, [x, weight, bias], (g) => {

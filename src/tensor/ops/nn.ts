@@ -2,7 +2,7 @@
  * Neural-network ops with fused backward: rotary position embedding, cross-entropy with an
  * ignore index, top-k, dropout.
  */
-import { softmaxLse, swigluForward, useFused } from "../kernels/fused.ts";
+import { nativeFused, softmaxLse, swigluForward, useFused } from "../kernels/fused.ts";
 import type { Rng } from "../random.ts";
 import { accumulate, fmtShape, needsGrad, record, Tensor } from "../tensor.ts";
 
@@ -68,11 +68,17 @@ export function rope(x: Tensor, positions: Int32Array | readonly number[], theta
           }
         }
   };
+  const native = nativeFused();
+  const pos = native ? (positions instanceof Int32Array ? positions : Int32Array.from(positions)) : null;
+  const run = (src: Float32Array, dst: Float32Array, sign: number) => {
+    if (native) native.rope(src, dst, pos!, B, H, T, D, cos, sin, sign);
+    else rotate(src, dst, sign);
+  };
   const y = new Float32Array(x.size);
-  rotate(x.data, y, 1);
+  run(x.data, y, 1);
   return record(new Tensor(y, x.shape), [x], (g) => {
     const gx = new Float32Array(x.size);
-    rotate(g, gx, -1); // the adjoint of a rotation is the rotation by −angle
+    run(g, gx, -1); // the adjoint of a rotation is the rotation by −angle
     accumulate(x, gx, true);
   });
 }
@@ -107,10 +113,12 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
     if (t !== ignore && !(t >= 0 && t < V))
       throw new Error(`crossEntropy: target ${t} at row ${r} out of range [0, ${V})`);
   }
-  if (useFused()) {
-    // One ORT call: softmax (kept for backward) and log-sum-exp per row, vectorised.
+  const native = nativeFused();
+  if (native || useFused()) {
+    // One native or ORT call: softmax (kept for backward) and log-sum-exp per row, vectorised.
     const lse = new Float32Array(rows);
-    softmaxLse(src, rows, V, lse, probs ?? undefined);
+    if (native) native.softmaxLse(src, V, lse, probs);
+    else softmaxLse(src, rows, V, lse, probs ?? undefined);
     for (let r = 0; r < rows; r++) {
       const t = targets[r]!;
       if (t === ignore) continue;
@@ -149,6 +157,19 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
   if (!probs) return out;
   return record(out, [logits], (g) => {
     const gl = probs; // reused in place: p − onehot, scaled
+    const nk = nativeFused();
+    if (nk) {
+      const scale = new Float32Array(rows);
+      const tg = new Int32Array(rows);
+      for (let r = 0; r < rows; r++) {
+        const t = targets[r]!;
+        tg[r] = t;
+        scale[r] = t === ignore ? 0 : reduction === "none" ? g[r]! : reduction === "mean" ? g[0]! / count : g[0]!;
+      }
+      nk.crossEntropyBackward(gl, tg, scale);
+      accumulate(logits, gl, true);
+      return;
+    }
     for (let r = 0; r < rows; r++) {
       const base = r * V;
       const t = targets[r]!;
@@ -225,27 +246,34 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   }
   const n = gate.size;
   const y = new Float32Array(n);
-  const s = new Float32Array(n);
+  const grad = needsGrad(gate, up);
+  const s = new Float32Array(grad ? n : 0);
   const gd = gate.data;
   const ud = up.data;
-  if (useFused()) swigluForward(gd, ud, y, s);
-  else
+  const native = nativeFused();
+  if (native) native.swiglu(gd, ud, y, grad ? s : null);
+  else if (useFused()) swigluForward(gd, ud, y, grad ? s : new Float32Array(n));
+  else if (grad)
     for (let i = 0; i < n; i++) {
       const sg = 1 / (1 + Math.exp(-gd[i]!));
       s[i] = sg;
       y[i] = gd[i]! * sg * ud[i]!;
     }
+  else for (let i = 0; i < n; i++) y[i] = (gd[i]! * ud[i]!) / (1 + Math.exp(-gd[i]!));
   return record(new Tensor(y, gate.shape), [gate, up], (g) => {
     // One pass for both gradients: d/dgate = g·up·σ·(1 + gate·(1 − σ)), d/dup = g·gate·σ.
     const gg = gate.requiresGrad ? new Float32Array(n) : null;
     const gu = up.requiresGrad ? new Float32Array(n) : null;
-    for (let i = 0; i < n; i++) {
-      const sg = s[i]!;
-      const gi = g[i]!;
-      const gs = gd[i]! * sg;
-      if (gg) gg[i] = gi * ud[i]! * (sg + gs * (1 - sg));
-      if (gu) gu[i] = gi * gs;
-    }
+    const nk = nativeFused();
+    if (nk) nk.swigluBackward(gd, ud, s, g, gg, gu);
+    else
+      for (let i = 0; i < n; i++) {
+        const sg = s[i]!;
+        const gi = g[i]!;
+        const gs = gd[i]! * sg;
+        if (gg) gg[i] = gi * ud[i]! * (sg + gs * (1 - sg));
+        if (gu) gu[i] = gi * gs;
+      }
     if (gg) accumulate(gate, gg, true);
     if (gu) accumulate(up, gu, true);
   });

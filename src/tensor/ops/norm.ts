@@ -1,4 +1,5 @@
 /** Normalisations over the last dim, fused forward + backward: LayerNorm and RMSNorm. */
+import { nativeFused } from "../kernels/fused.ts";
 import { accumulate, fmtShape, needsGrad, record, Tensor } from "../tensor.ts";
 
 function checkParam(op: string, x: Tensor, p: Tensor | null | undefined, what: string) {
@@ -82,20 +83,30 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const y = new Float32Array(x.size);
   const rstd = new Float32Array(rows);
   const w = weight?.data;
-  for (let r = 0; r < rows; r++) {
-    const base = r * d;
-    let ss = 0;
-    for (let j = 0; j < d; j++) ss += src[base + j]! * src[base + j]!;
-    const rs = 1 / Math.sqrt(ss / d + eps);
-    rstd[r] = rs;
-    if (w) for (let j = 0; j < d; j++) y[base + j] = src[base + j]! * rs * w[j]!;
-    else for (let j = 0; j < d; j++) y[base + j] = src[base + j]! * rs;
-  }
+  const native = nativeFused();
+  if (native) native.rmsNorm(src, w ?? null, y, rstd, d, eps);
+  else
+    for (let r = 0; r < rows; r++) {
+      const base = r * d;
+      let ss = 0;
+      for (let j = 0; j < d; j++) ss += src[base + j]! * src[base + j]!;
+      const rs = 1 / Math.sqrt(ss / d + eps);
+      rstd[r] = rs;
+      if (w) for (let j = 0; j < d; j++) y[base + j] = src[base + j]! * rs * w[j]!;
+      else for (let j = 0; j < d; j++) y[base + j] = src[base + j]! * rs;
+    }
   const out = new Tensor(y, x.shape);
   if (!needsGrad(x, weight)) return out;
   return record(out, [x, weight], (g) => {
     const gw = weight?.requiresGrad ? new Float32Array(d) : null;
     const gx = x.requiresGrad ? new Float32Array(x.size) : null;
+    const nk = nativeFused();
+    if (nk) {
+      nk.rmsNormBackward(src, w ?? null, rstd, g, gx, gw, d);
+      if (gx) accumulate(x, gx, true);
+      if (gw) accumulate(weight, gw, true);
+      return;
+    }
     for (let r = 0; r < rows; r++) {
       const base = r * d;
       const rs = rstd[r]!;

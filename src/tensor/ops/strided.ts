@@ -3,7 +3,17 @@
  * contiguous buffer and a strided view, recursing over the leading dims with a tight loop
  * on the last one. No per-element allocation.
  */
+import { nativeFused } from "../kernels/fused.ts";
 import { fmtShape, type Shape } from "../tensor.ts";
+
+/** Views big enough to be worth a native call (small ones stay in the TypeScript loop). */
+const NATIVE_MIN = 4096;
+
+function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
 
 export function contiguousStrides(shape: Shape): number[] {
   const s = new Array<number>(shape.length);
@@ -19,6 +29,11 @@ export function contiguousStrides(shape: Shape): number[] {
 export function stridedCopy(src: Float32Array, srcOff: number, srcStrides: number[], dst: Float32Array, shape: Shape) {
   if (shape.length === 0) {
     dst[0] = src[srcOff]!;
+    return;
+  }
+  const native = shape.length <= 16 && sizeOf(shape) >= NATIVE_MIN ? nativeFused() : null;
+  if (native) {
+    native.strided(src, srcOff, Int32Array.from(srcStrides), dst, Int32Array.from(shape), false);
     return;
   }
   let w = 0;
@@ -48,6 +63,11 @@ export function stridedAccumulate(
 ) {
   if (shape.length === 0) {
     dst[dstOff]! += src[0]!;
+    return;
+  }
+  const native = shape.length <= 16 && sizeOf(shape) >= NATIVE_MIN ? nativeFused() : null;
+  if (native) {
+    native.strided(dst, dstOff, Int32Array.from(dstStrides), src, Int32Array.from(shape), true);
     return;
   }
   let r = 0;
