@@ -43,7 +43,7 @@ function main() {
   const tmp = `${out}.${process.pid}.tmp`;
   // -march=native: the addon is built on the machine that runs it. -ffast-math lets the
   // compiler vectorise expf through glibc's vector math library (libmvec).
-  const common = ["-O3", "-fPIC", "-shared", `-I${headerDirs[0]}`, src, "-o", tmp];
+  const common = ["-O3", "-fPIC", "-shared", "-pthread", `-I${headerDirs[0]}`, src, "-o", tmp];
   const platformLink = process.platform === "darwin" ? ["-undefined", "dynamic_lookup"] : ["-ldl"];
   const attempts = [
     ["-march=native", "-ffast-math", ...common, ...platformLink, "-lmvec", "-lm"],

@@ -232,3 +232,82 @@ test("native AdamW steps and gradient accumulation match the TypeScript loops", 
     setMatmulBackend(prev);
   }
 });
+
+test("native attention matches the TypeScript op: GQA, causal with a KV prefix, key masks, empty rows", {
+  skip,
+}, () => {
+  const prev = matmulBackend();
+  try {
+    const cases = [
+      { B: 2, H: 4, Hkv: 2, T: 5, S: 5, D: 8, causal: true, mask: false },
+      { B: 2, H: 6, Hkv: 2, T: 3, S: 7, D: 16, causal: true, mask: true }, // a cached prefix of 4 keys
+      { B: 1, H: 2, Hkv: 2, T: 4, S: 6, D: 4, causal: false, mask: true },
+      // Vector blocks with remainders, and enough work (≥ 2^20) for the kernel's second thread.
+      { B: 2, H: 4, Hkv: 2, T: 64, S: 67, D: 32, causal: true, mask: true },
+    ];
+    for (const c of cases) {
+      const keyMask = c.mask ? Uint8Array.from({ length: c.B * c.S }, (_, i) => (i % 3 === 1 ? 0 : 1)) : undefined;
+      if (keyMask) keyMask.fill(0, 0, c.S); // batch 0 sees no key at all for its first rows
+      const run = (backend: "native" | "ts") => {
+        setMatmulBackend(backend);
+        const q = Tensor.randn([c.B, c.H, c.T, c.D], 1, { seed: 31, requiresGrad: true });
+        const k = Tensor.randn([c.B, c.Hkv, c.S, c.D], 1, { seed: 32, requiresGrad: true });
+        const v = Tensor.randn([c.B, c.Hkv, c.S, c.D], 1, { seed: 33, requiresGrad: true });
+        const y = ops.attention(q, k, v, { causal: c.causal, keyMask });
+        const w = Tensor.randn(y.shape, 1, { seed: 34 });
+        backward(ops.sum(ops.mul(y, w)));
+        return [y.data, q.grad!, k.grad!, v.grad!];
+      };
+      const a = run("native");
+      const b = run("ts");
+      for (const [i, name] of ["out", "dq", "dk", "dv"].entries())
+        assert.ok(maxRelDiff(b[i]!, a[i]!) < 1e-5, `${JSON.stringify(c)} ${name}: ${maxRelDiff(b[i]!, a[i]!)}`);
+    }
+  } finally {
+    setMatmulBackend(prev);
+  }
+});
+
+test("kernels split over two threads (≥ 2^18 elements) match plain loops", { skip }, () => {
+  const k = nativeKernels()!;
+  const rng = new Rng(41);
+  const n = 300_001;
+  const g = rand(n, rng);
+  const u = rand(n, rng);
+  const y = new Float32Array(n);
+  const s = new Float32Array(n);
+  k.swiglu(g, u, y, s);
+  const refY = Float32Array.from(g, (gi, i) => (gi * u[i]!) / (1 + Math.exp(-gi)));
+  assert.ok(maxRelDiff(refY, y) < 1e-5, "swiglu");
+  const gg = new Float32Array(n);
+  k.swigluBackward(g, u, s, u, gg, null);
+  const refGg = Float32Array.from(g, (gi, i) => {
+    const sg = 1 / (1 + Math.exp(-gi));
+    return u[i]! * u[i]! * (sg + gi * sg * (1 - sg));
+  });
+  assert.ok(maxRelDiff(refGg, gg) < 1e-5, "swiglu backward");
+  const rows = 101;
+  const d = 3001;
+  const x = rand(rows * d, rng);
+  const lse = new Float32Array(rows);
+  k.softmaxLse(x, d, lse, null);
+  const refLse = Float32Array.from({ length: rows }, (_, r) => {
+    let m = -Infinity;
+    for (let j = 0; j < d; j++) m = Math.max(m, x[r * d + j]!);
+    let sum = 0;
+    for (let j = 0; j < d; j++) sum += Math.exp(x[r * d + j]! - m);
+    return m + Math.log(sum);
+  });
+  assert.ok(maxRelDiff(refLse, lse) < 1e-5, "softmaxLse");
+  const w = rand(n, rng);
+  const w0 = Float32Array.from(w);
+  const m = new Float32Array(n);
+  const v = new Float32Array(n);
+  k.adamw(w, g, m, v, 0.01, 0.9, 0.999, 1e-8, 0.999, 10, 1000);
+  const refW = Float32Array.from(w0, (wi, i) => {
+    const mi = 0.1 * g[i]!;
+    const vi = 0.001 * g[i]! * g[i]!;
+    return wi * 0.999 - (0.01 * mi * 10) / (Math.sqrt(vi * 1000) + 1e-8);
+  });
+  assert.ok(maxRelDiff(refW, w) < 1e-5, "adamw");
+});

@@ -20,6 +20,9 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { profiling, recordKernel } from "./profile.ts";
 
+/** B, H, Hkv, T, S, D, scale, causal. */
+export type AttnArgs = [number, number, number, number, number, number, number, boolean];
+
 /** The addon's elementwise kernels (native/emlab_native.c); sizes are checked there. */
 export interface NativeKernels {
   /** s = σ(gate) (when s is given), y = gate · σ(gate) · up. */
@@ -74,6 +77,32 @@ export interface NativeKernels {
     decay: number,
     c1: number,
     c2: number,
+  ): void;
+  /**
+   * Attention forward over q [B, H, T, D] (read as [B·Hkv, G·T, D]), k, v [B, Hkv, S, D]:
+   * probs [B, H, T, S] = softmax(scale·QKᵀ) over the visible keys (causal window, key mask;
+   * 0 elsewhere, a row with no visible key all 0), out = probs·V.
+   */
+  attentionForward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    keyMask: Uint8Array | null,
+    probs: Float32Array,
+    out: Float32Array,
+    ...dims: AttnArgs
+  ): void;
+  /** dQ, dK, dV (overwritten) from the saved probabilities and dOut. */
+  attentionBackward(
+    probs: Float32Array,
+    gOut: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    gq: Float32Array,
+    gk: Float32Array,
+    gv: Float32Array,
+    ...dims: AttnArgs
   ): void;
   /** dst += src. */
   addInto(dst: Float32Array, src: Float32Array): void;
@@ -170,9 +199,25 @@ function loadBlas(): Addon | null {
   return blas;
 }
 
-/** The native elementwise kernels, or null when the addon was not built. */
+let timed: NativeKernels | undefined;
+
+/** The native elementwise kernels, or null when the addon was not built (timed under EMLAB_PROFILE=1). */
 export function nativeKernels(): NativeKernels | null {
-  return loadNative();
+  const mod = loadNative();
+  if (!mod || !profiling) return mod;
+  timed ??= new Proxy(mod, {
+    get(target, name: string) {
+      const fn = (target as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!;
+      return (...args: unknown[]) => {
+        const t0 = performance.now();
+        const r = fn.apply(target, args);
+        const sizes = args.filter((a) => a instanceof Float32Array).map((a) => (a as Float32Array).length);
+        recordKernel(`native ${name} [${sizes.join(",")}]`, performance.now() - t0);
+        return r;
+      };
+    },
+  });
+  return timed;
 }
 
 /** True when the bridge is built and a CBLAS library is loaded. */

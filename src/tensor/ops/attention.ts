@@ -7,8 +7,9 @@
  * so a causal query attends keys 0 … S − T + t (this is what a KV cache needs).
  * Both products run as one batched matmul over B·Hkv groups of [G·T, D] queries.
  */
-import { type AttnDims, attentionBackward, attentionForward, useFused } from "../kernels/fused.ts";
+import { type AttnDims, attentionBackward, attentionForward, nativeFused, useFused } from "../kernels/fused.ts";
 import { matmulInto } from "../kernels/matmul.ts";
+import type { AttnArgs } from "../kernels/native.ts";
 import { accumulate, fmtShape, needsGrad, record, Tensor } from "../tensor.ts";
 
 export interface AttentionOptions {
@@ -36,6 +37,24 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const G = H / Hkv;
   const groups = B * Hkv;
   const rowsPer = G * T;
+  const native = nativeFused();
+  if (native) {
+    const dims: AttnArgs = [B, H, Hkv, T, S, D, scale, causal];
+    const probs = new Float32Array(B * H * T * S);
+    const out = new Float32Array(q.size);
+    native.attentionForward(q.data, k.data, v.data, opts.keyMask ?? null, probs, out, ...dims);
+    const y = new Tensor(out, q.shape);
+    if (!needsGrad(q, k, v)) return y;
+    return record(y, [q, k, v], (g) => {
+      const gq = new Float32Array(q.size);
+      const gk = new Float32Array(k.size);
+      const gv = new Float32Array(v.size);
+      native.attentionBackward(probs, g, q.data, k.data, v.data, gq, gk, gv, ...dims);
+      accumulate(q, gq, true);
+      accumulate(k, gk, true);
+      accumulate(v, gv, true);
+    });
+  }
   if (useFused()) return attentionOrt(q, k, v, { B, H, Hkv, T, S, D, scale }, causal, opts.keyMask);
   const probs = new Float32Array(groups * rowsPer * S); // [B·Hkv, G·T, S]
   matmulInto({
