@@ -40,20 +40,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const native = nativeFused();
   if (native) {
     const dims: AttnArgs = [B, H, Hkv, T, S, D, scale, causal];
-    const probs = new Float32Array(B * H * T * S);
-    const out = new Float32Array(q.size);
-    native.attentionForward(q.data, k.data, v.data, opts.keyMask ?? null, probs, out, ...dims);
-    const y = new Tensor(out, q.shape);
-    if (!needsGrad(q, k, v)) return y;
-    return record(y, [q, k, v], (g) => {
-      const gq = new Float32Array(q.size);
-      const gk = new Float32Array(k.size);
-      const gv = new Float32Array(v.size);
-      native.attentionBackward(probs, g, q.data, k.data, v.data, gq, gk, gv, ...dims);
-      accumulate(q, gq, true);
-      accumulate(k, gk, true);
-      accumulate(v, gv, true);
-    });
+    return fusedAttention(
+      q,
+      k,
+      v,
+      S,
+      (probs, out) => native.attentionForward(q.data, k.data, v.data, opts.keyMask ?? null, probs, out, ...dims),
+      (probs, g, gq, gk, gv) => native.attentionBackward(probs, g, q.data, k.data, v.data, gq, gk, gv, ...dims),
+    );
   }
   if (useFused()) return attentionOrt(q, k, v, { B, H, Hkv, T, S, D, scale }, causal, opts.keyMask);
   const probs = new Float32Array(groups * rowsPer * S); // [B·Hkv, G·T, S]
@@ -158,16 +152,36 @@ function attentionOrt(q: Tensor, k: Tensor, v: Tensor, d: AttnDims, causal: bool
       if (limit < S) mask.fill(-1e9, base + limit, base + S);
       if (keyMask) for (let j = 0; j < limit; j++) if (keyMask[b * S + j] === 0) mask[base + j] = -1e9;
     }
-  const probs = new Float32Array(B * d.H * T * S);
+  return fusedAttention(
+    q,
+    k,
+    v,
+    S,
+    (probs, out) => attentionForward(q.data, k.data, v.data, mask, d, probs, out),
+    (probs, g, gq, gk, gv) => attentionBackward(probs, g, q.data, k.data, v.data, d, gq, gk, gv),
+  );
+}
+
+/** A fused kernel pair: the forward fills probs [B, H, T, S] and out; the backward writes dQ, dK, dV. */
+function fusedAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  S: number,
+  forward: (probs: Float32Array, out: Float32Array) => void,
+  backwardFn: (probs: Float32Array, g: Float32Array, gq: Float32Array, gk: Float32Array, gv: Float32Array) => void,
+): Tensor {
+  const [B, H, T] = q.shape as [number, number, number, number];
+  const probs = new Float32Array(B * H * T * S);
   const out = new Float32Array(q.size);
-  attentionForward(q.data, k.data, v.data, mask, d, probs, out);
+  forward(probs, out);
   const y = new Tensor(out, q.shape);
   if (!needsGrad(q, k, v)) return y;
   return record(y, [q, k, v], (g) => {
     const gq = new Float32Array(q.size);
     const gk = new Float32Array(k.size);
     const gv = new Float32Array(v.size);
-    attentionBackward(probs, g, q.data, k.data, v.data, d, gq, gk, gv);
+    backwardFn(probs, g, gq, gk, gv);
     accumulate(q, gq, true);
     accumulate(k, gk, true);
     accumulate(v, gv, true);
