@@ -47,7 +47,7 @@ export function describeKernels(): string {
   if (backend === "native") {
     const info = blasInfo();
     const core = info?.core ? `, core ${info.core.trim()}` : "";
-    return `native (sgemm from ${info?.lib}${core}, ${blasThreads()} threads; C elementwise kernels${ortAvailable() ? ", onnxruntime attention" : ""})`;
+    return `native (sgemm from ${info?.lib}${core}, ${blasThreads()} threads; C kernels for attention, SwiGLU, norms, rotary, softmax, AdamW)`;
   }
   if (backend === "ort")
     return `onnxruntime (${ortThreads()} threads; native addon: ${blasLoadError() ?? "not selected"})`;

@@ -40,9 +40,15 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
         } else if (op === "mul") for (let i = 0; i < n; i++) ga[i] = g[i]! * bd[i]!;
         else for (let i = 0; i < n; i++) ga[i] = g[i]! / bd[i]!;
       }
-      accumulate(a, a.size === n ? ga : sumToShape(ga, outShape, a.shape, a.size), ga !== g);
+      // The tape drops g after this closure, so an input that is the only one needing it
+      // may keep it as its gradient instead of a copy.
+      accumulate(a, a.size === n ? ga : sumToShape(ga, outShape, a.shape, a.size), ga !== g || !b.requiresGrad);
     }
     if (b.requiresGrad) {
+      if (op === "add" && b.size === n) {
+        accumulate(b, g, true); // a (if it needed g) took a copy above
+        return;
+      }
       const gb = new Float32Array(n);
       if (op === "add") gb.set(g);
       else if (op === "sub") for (let i = 0; i < n; i++) gb[i] = -g[i]!;

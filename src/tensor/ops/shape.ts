@@ -13,7 +13,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (!s.every((d) => Number.isInteger(d) && d >= 0) || numel(s) !== x.size) {
     throw new Error(`reshape: cannot view ${fmtShape(x.shape)} (${x.size} elements) as ${fmtShape(shape)}`);
   }
-  return record(new Tensor(x.data, s), [x], (g) => accumulate(x, g));
+  return record(new Tensor(x.data, s), [x], (g) => accumulate(x, g, true)); // the tape drops g after this
 }
 
 function normAxis(op: string, axis: number, rank: number): number {
