@@ -280,6 +280,13 @@ static napi_value range_error(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* The prologue of every kernel: exactly n arguments into argv, or a RangeError naming the kernel. */
+#define GET_ARGS(n, name)                                                                                \
+  size_t argc = n;                                                                                       \
+  napi_value argv[n];                                                                                    \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                                           \
+  if (argc != n) return range_error(env, "emlab native: " name " needs " #n " arguments")
+
 /*
  * stridedCopy(src, srcOff, strides: Int32Array, dst, shape: Int32Array, accumulate):
  * walks `shape` in row-major order; element i of dst (contiguous) pairs with
@@ -287,10 +294,7 @@ static napi_value range_error(napi_env env, const char *msg) {
  * accumulate = true: the reverse direction, src[...] += dst[i] (stride 0 sums).
  */
 static napi_value js_strided(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) return range_error(env, "emlab native: strided needs 6 arguments");
+  GET_ARGS(6, "strided");
   float *src, *dst;
   int32_t *strides, *shape;
   size_t ls, ld, lst, lsh;
@@ -353,10 +357,7 @@ static napi_value js_strided(napi_env env, napi_callback_info info) {
 
 /* rmsNorm(x, w|null, y, rstd, d, eps): per row of d, rstd = 1/sqrt(mean(x²) + eps), y = x·rstd·w. */
 static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) return range_error(env, "emlab native: rmsNorm needs 6 arguments");
+  GET_ARGS(6, "rmsNorm");
   float *x, *w, *y, *rstd;
   size_t lx, lw, ly, lr;
   int32_t d;
@@ -388,10 +389,7 @@ static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
  * (overwritten), gw += Σ_rows g·x·rstd.
  */
 static napi_value js_rmsnorm_bwd(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 7) return range_error(env, "emlab native: rmsNormBackward needs 7 arguments");
+  GET_ARGS(7, "rmsNormBackward");
   float *x, *w, *rstd, *g, *gx, *gw;
   size_t lx, lw, lr, lg, lgx, lgw;
   int32_t d;
@@ -432,10 +430,7 @@ static napi_value js_rmsnorm_bwd(napi_env env, napi_callback_info info) {
  * [T] or [B·T] (already validated); sign −1 rotates back (the backward).
  */
 static napi_value js_rope(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 10) return range_error(env, "emlab native: rope needs 10 arguments");
+  GET_ARGS(10, "rope");
   float *src, *dst, *cs, *sn;
   int32_t *pos;
   size_t ls, ld, lp, lc, lsn;
@@ -490,10 +485,7 @@ static void swiglu_bwd_range(void *ctx, size_t lo, size_t hi) {
 }
 
 static napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) return range_error(env, "emlab native: swigluBackward needs 6 arguments");
+  GET_ARGS(6, "swigluBackward");
   float *gate, *up, *s, *g, *gg, *gu;
   size_t l1, l2, l3, l4, l5, l6;
   if (!float_array(env, argv[0], &gate, &l1) || !float_array(env, argv[1], &up, &l2) ||
@@ -539,10 +531,7 @@ static void softmax_lse_range(void *ctx, size_t lo, size_t hi) {
 
 /* softmaxLse(x, d, lse, probs|null): per row of d, lse = log Σ exp(x); probs = softmax(x). */
 static napi_value js_softmax_lse(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 4) return range_error(env, "emlab native: softmaxLse needs 4 arguments");
+  GET_ARGS(4, "softmaxLse");
   float *x, *lse, *p;
   size_t lx, ll, lp;
   int32_t d;
@@ -561,10 +550,7 @@ static napi_value js_softmax_lse(napi_env env, napi_callback_info info) {
  * scale[r]·(probs − onehot(targets[r])); a row whose scale is 0 (an ignored target) becomes 0.
  */
 static napi_value js_ce_bwd(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 3) return range_error(env, "emlab native: crossEntropyBackward needs 3 arguments");
+  GET_ARGS(3, "crossEntropyBackward");
   float *p, *scale;
   int32_t *t;
   size_t lp, lt, ls;
@@ -603,10 +589,7 @@ static void adamw_range(void *ctx, size_t lo, size_t hi) {
 }
 
 static napi_value js_adamw(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 11) return range_error(env, "emlab native: adamw needs 11 arguments");
+  GET_ARGS(11, "adamw");
   float *w, *g, *m, *v;
   size_t lw, lg, lm, lv;
   if (!float_array(env, argv[0], &w, &lw) || !float_array(env, argv[1], &g, &lg) || !float_array(env, argv[2], &m, &lm) ||
@@ -624,12 +607,10 @@ static napi_value js_adamw(napi_env env, napi_callback_info info) {
 
 /* addInto(dst, src): dst += src. */
 static napi_value js_add_into(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  GET_ARGS(2, "addInto");
   float *d, *src;
   size_t ld, ls;
-  if (argc != 2 || !float_array(env, argv[0], &d, &ld) || !float_array(env, argv[1], &src, &ls)) return NULL;
+  if (!float_array(env, argv[0], &d, &ld) || !float_array(env, argv[1], &src, &ls)) return NULL;
   if (ld != ls) return range_error(env, "emlab native: addInto arrays differ in length");
   for (size_t i = 0; i < ld; i++) d[i] += src[i];
   return NULL;
@@ -902,10 +883,7 @@ static int attn_run(attn_job *job, void *(*fn)(void *), size_t groups, size_t wo
  * all 0), out = probs·V. Keys past the causal limit cost nothing.
  */
 static napi_value js_attn_fwd(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 14) return range_error(env, "emlab native: attentionForward needs 14 arguments");
+  GET_ARGS(14, "attentionForward");
   attn_job job = {0};
   float *q, *k, *v;
   size_t lq, lk, lv, lp, lo, lm = 0;
@@ -942,10 +920,7 @@ static napi_value js_attn_fwd(napi_env env, napi_callback_info info) {
  * from the saved probabilities; gq, gk, gv are overwritten.
  */
 static napi_value js_attn_bwd(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 16) return range_error(env, "emlab native: attentionBackward needs 16 arguments");
+  GET_ARGS(16, "attentionBackward");
   attn_job job = {0};
   float *p, *go, *q, *k, *v;
   size_t lp, lgo, lq, lk, lv, lgq, lgk, lgv;
