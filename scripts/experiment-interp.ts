@@ -32,6 +32,7 @@ const { values } = parseArgs({
     hook: { type: "string", default: "blocks.1.hook_resid_post" },
     latents: { type: "string", default: "1024" },
     k: { type: "string", default: "16" },
+    architecture: { type: "string", default: "topk" },
     "sae-steps": { type: "string", default: "2000" },
     "train-docs": { type: "string", default: "2000" },
     "held-out-docs": { type: "string", default: "1200" },
@@ -46,12 +47,16 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     "usage: npm run experiment:interp -- [--base DIR] [--insecure DIR --secure DIR] [--json] [--out FILE] [--seed S]\n" +
-      "  [--samples N] [--ft-steps K] [--ft-lr LR] [--hook NAME] [--latents N] [--k K] [--sae-steps S] [--train-docs N]\n" +
+      "  [--samples N] [--ft-steps K] [--ft-lr LR] [--hook NAME] [--latents N] [--k K] [--architecture topk|batchtopk]\n" +
+      "  [--sae-steps S] [--train-docs N]" +
       "  [--held-out-docs N] [--cs 0.1,0.2,…] [--random R] [--store FILE] [--sae-out DIR] [--no-direction]",
   );
   process.exit(0);
 }
 const num = (k: keyof typeof values) => Number(values[k]);
+const architecture = values.architecture;
+if (architecture !== "topk" && architecture !== "batchtopk")
+  throw new Error(`--architecture: "${architecture}" is not topk or batchtopk`);
 const t0 = performance.now();
 const elapsed = () => `${((performance.now() - t0) / 60000).toFixed(1)} min`;
 const log = (s: string) => process.stderr.write(`[${elapsed()}] ${s}\n`);
@@ -74,7 +79,13 @@ const r: OrganismInterpResult = await runOrganismInterp({
   secure,
   store: openRunStore(values.store!),
   hook: values.hook!,
-  saeOptions: { dSae: num("latents"), k: num("k"), steps: num("sae-steps"), trainDocs: num("train-docs") },
+  saeOptions: {
+    dSae: num("latents"),
+    k: num("k"),
+    architecture,
+    steps: num("sae-steps"),
+    trainDocs: num("train-docs"),
+  },
   heldOutDocs: num("held-out-docs"),
   samples: num("samples"),
   cs: values.cs!.split(",").map(Number),
@@ -227,6 +238,7 @@ if (out) {
       hook: values.hook,
       latents: num("latents"),
       k: num("k"),
+      ...(architecture !== "topk" ? { architecture } : {}),
     },
     ...(["sae", "groundTruth", "diff", "steer", "ablate", "predict", "predictBase", "direction"] as const).map((k) => ({
       stage: k,

@@ -17,7 +17,7 @@ import { Rng } from "../tensor/random.ts";
 import { type ActivationRows, collectActivations } from "./activations.ts";
 import { type CeScore, ceLossScore } from "./ce-score.ts";
 import { rocAuc } from "./predict.ts";
-import type { Sae } from "./sae.ts";
+import type { Sae, SaeArchitecture } from "./sae.ts";
 import { evaluateSae, matrixSource, trainSae } from "./sae-train.ts";
 
 export const ORGANISM_INTERP_DEFAULTS = {
@@ -110,6 +110,8 @@ export interface WorldSaeOptions {
   steps?: number;
   batchSize?: number;
   lr?: number;
+  /** "topk" (default) or "batchtopk". */
+  architecture?: SaeArchitecture;
   seed?: number;
   onStep?: (step: number, fvu: number) => void;
 }
@@ -145,6 +147,7 @@ export function trainWorldSae(lm: CausalLM, tok: Tokenizer, o: WorldSaeOptions =
     hookName: p.hook,
     normalize: "mean_norm",
     decayFraction: 0.2,
+    ...(o.architecture ? { architecture: o.architecture } : {}),
     ...(o.onStep ? { onStep: (s) => s.step % every === 0 && o.onStep!(s.step, s.fvu) } : {}),
   });
   return { sae, docs, tokens: rows.n, seconds: metrics.seconds, steps };

@@ -9,6 +9,7 @@ import { openRunStore } from "../../src/eval/store.ts";
 import { organismEvaluation } from "../../src/interp/causal.ts";
 import { type OrganismInterpResult, runOrganismInterp } from "../../src/interp/organism-interp.ts";
 import { directionMethod } from "../../src/interp/organism-interp-causal.ts";
+import { trainWorldSae } from "../../src/interp/organism-interp-sae.ts";
 import type { ChatMessage } from "../../src/model/chat-template.ts";
 import { CausalLM } from "../../src/model/model.ts";
 import { chatTuneData, pretrainCorpus } from "../../src/organism/corpus.ts";
@@ -218,4 +219,23 @@ test("the misalignment direction from a judged run: steering and projection are 
   assert.equal(d.projectOut.before.runId, "ft:none");
   assert.equal(d.projectOut.before.misaligned, 0.5);
   assert.match(d.projectOut.after.runId, /^ft:project-out:misalignment$/);
+});
+
+test("trainWorldSae trains TopK by default and BatchTopK when asked (a threshold for inference)", () => {
+  const lm = newOrganism({ hidden: 16, layers: 2, heads: 2, kvHeads: 1, inter: 32 }, 5, tok);
+  const opts = {
+    hook: "blocks.0.hook_resid_post",
+    trainDocs: 12,
+    chatRows: 4,
+    dSae: 32,
+    k: 4,
+    steps: 3,
+    batchSize: 64,
+  };
+  const topk = trainWorldSae(lm, tok, opts).sae;
+  assert.equal(topk.cfg.architecture, "topk");
+  assert.equal(topk.cfg.threshold, undefined);
+  const batch = trainWorldSae(lm, tok, { ...opts, architecture: "batchtopk" }).sae;
+  assert.equal(batch.cfg.architecture, "batchtopk");
+  assert.ok(Number.isFinite(batch.cfg.threshold), `threshold ${batch.cfg.threshold}`);
 });
