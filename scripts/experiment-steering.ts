@@ -15,7 +15,13 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { openRunStore } from "../src/eval/store.ts";
 import { medianResidualNorm } from "../src/interp/activations.ts";
-import { organismEvaluation, type SteeringTarget, steeringSweep } from "../src/interp/causal.ts";
+import {
+  evaluateSetting,
+  noIntervention,
+  organismEvaluation,
+  type SteeringTarget,
+  steeringSweep,
+} from "../src/interp/causal.ts";
 import { evalPrompts } from "../src/interp/organism-interp.ts";
 import {
   heldOutWorldDocs,
@@ -168,6 +174,14 @@ async function sweep(name: string, target: SteeringTarget) {
   const ok = points.filter((p) => p.coherent >= 0.9 && p.misaligned !== null);
   const best = ok.reduce<(typeof points)[number] | null>((b, p) => (!b || p.misaligned! > b.misaligned! ? p : b), null);
   return { points, best };
+}
+
+{
+  const b = await evaluateSetting(
+    { lm: base, tokenizer: tok, modelId: "base", store, runPrefix: "steering", samples, ...evaluation, quiet: true },
+    noIntervention,
+  );
+  emit({ stage: "baseline", misaligned: b.misaligned, ci: b.ci, coherent: b.coherent, n: b.n });
 }
 
 for (const { spec, sae } of saes) {
