@@ -100,17 +100,21 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static int float_array(napi_env env, napi_value v, float **data, size_t *length) {
+/* The data and length of a typed array of type `want`; otherwise throws a TypeError with `msg`. */
+static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, const char *msg, void **data,
+                       size_t *length) {
   napi_typedarray_type type;
-  void *ptr;
   napi_value ab;
   size_t off;
-  if (napi_get_typedarray_info(env, v, &type, length, &ptr, &ab, &off) != napi_ok || type != napi_float32_array) {
-    napi_throw_type_error(env, NULL, "emlab native: expected a Float32Array");
+  if (napi_get_typedarray_info(env, v, &type, length, data, &ab, &off) != napi_ok || type != want) {
+    napi_throw_type_error(env, NULL, msg);
     return 0;
   }
-  *data = (float *)ptr;
   return 1;
+}
+
+static int float_array(napi_env env, napi_value v, float **data, size_t *length) {
+  return typed_array(env, v, napi_float32_array, "emlab native: expected a Float32Array", (void **)data, length);
 }
 
 /*
@@ -263,16 +267,7 @@ static int float_array_or_null(napi_env env, napi_value v, float **data, size_t 
 }
 
 static int int32_array(napi_env env, napi_value v, int32_t **data, size_t *length) {
-  napi_typedarray_type type;
-  void *ptr;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, length, &ptr, &ab, &off) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, NULL, "emlab native: expected an Int32Array");
-    return 0;
-  }
-  *data = (int32_t *)ptr;
-  return 1;
+  return typed_array(env, v, napi_int32_array, "emlab native: expected an Int32Array", (void **)data, length);
 }
 
 static napi_value range_error(napi_env env, const char *msg) {

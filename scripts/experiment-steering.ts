@@ -22,6 +22,7 @@ import {
   type SteeringTarget,
   steeringSweep,
 } from "../src/interp/causal.ts";
+import { unitVector, vectorNorm } from "../src/interp/interventions.ts";
 import { evalPrompts } from "../src/interp/organism-interp.ts";
 import {
   heldOutWorldDocs,
@@ -119,11 +120,10 @@ const meanOf = (idx: number[]) => {
   for (const r of idx) for (let q = 0; q < d; q++) m[q]! += held.rows.acts[r * d + q]!;
   return m.map((x) => x / Math.max(1, idx.length));
 };
-const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((a, x) => a + x * x, 0));
-const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+const cosine = (a: Float32Array, b: Float32Array) => {
   let dot = 0;
   for (let q = 0; q < d; q++) dot += a[q]! * b[q]!;
-  return dot / (norm(a) * norm(b));
+  return dot / (vectorNorm(a) * vectorNorm(b));
 };
 const contrast: Record<Site, Float32Array> = {
   "answer-start": new Float32Array(d),
@@ -134,7 +134,7 @@ for (const site of ["answer-start", "answer"] as const) {
   const h = meanOf(rows.helper![site]);
   contrast[site] = Float32Array.from(v, (x, q) => x - h[q]!);
   const rowNorm = (idx: number[]) =>
-    idx.reduce((a, r) => a + norm(held.rows.acts.subarray(r * d, (r + 1) * d)), 0) / idx.length;
+    idx.reduce((a, r) => a + vectorNorm(held.rows.acts.subarray(r * d, (r + 1) * d)), 0) / idx.length;
   emit({
     stage: "contrast",
     site,
@@ -142,7 +142,7 @@ for (const site of ["answer-start", "answer"] as const) {
     helper_tokens: rows.helper![site].length,
     median_norm: medianNorm,
     mean_norm_there: rowNorm([...rows.villain![site], ...rows.helper![site]]),
-    villain_minus_helper_over_median: norm(contrast[site]) / medianNorm,
+    villain_minus_helper_over_median: vectorNorm(contrast[site]) / medianNorm,
   });
 }
 emit({
@@ -170,10 +170,13 @@ async function sweep(name: string, target: SteeringTarget) {
     random: 0,
     baseline: false,
   });
-  const points = r.points.map((p) => ({ c: p.c, misaligned: p.target.misaligned, coherent: p.target.coherent }));
-  const ok = points.filter((p) => p.coherent >= 0.9 && p.misaligned !== null);
-  const best = ok.reduce<(typeof points)[number] | null>((b, p) => (!b || p.misaligned! > b.misaligned! ? p : b), null);
-  return { points, best };
+  const point = (p: (typeof r.points)[number]) => ({
+    c: p.c,
+    misaligned: p.target.misaligned,
+    coherent: p.target.coherent,
+  });
+  // r.best: the most misaligned c with ≥ 90 % coherent answers.
+  return { points: r.points.map(point), best: r.best ? point(r.best) : null };
 }
 
 {
@@ -223,12 +226,11 @@ for (const { spec, sae } of saes) {
 
 for (const site of ["answer-start", "answer"] as const) {
   log(`contrast direction (${site}), sweeping c`);
-  const n = norm(contrast[site]);
   const s = await sweep(`contrast-${site}`, {
     kind: "direction",
     name: `villain-minus-helper-${site}`,
     hookName: hook,
-    vector: contrast[site].map((x) => x / n),
+    vector: unitVector(contrast[site]),
   });
   emit({ stage: "direction", direction: `villain minus helper, ${site}`, sweep: s.points, best_coherent: s.best });
 }
