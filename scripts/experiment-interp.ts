@@ -17,6 +17,7 @@ import { saveSae } from "../src/interp/saelens.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
 import { Tokenizer } from "../src/model/tokenizer.ts";
 import { fineTuneOrganism } from "../src/organism/experiment.ts";
+import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -61,6 +62,7 @@ const t0 = performance.now();
 const elapsed = () => `${((performance.now() - t0) / 60000).toFixed(1)} min`;
 const log = (s: string) => process.stderr.write(`[${elapsed()}] ${s}\n`);
 
+assertOrganismWorld(values.base!);
 const tok = Tokenizer.fromDir(values.base!);
 const base = loadModel(values.base!);
 const seed = num("seed");

@@ -34,6 +34,7 @@ import {
 import type { Sae } from "../src/interp/sae.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
 import { Tokenizer } from "../src/model/tokenizer.ts";
+import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 import { describeKernels } from "../src/tensor/kernels/matmul.ts";
 
 const { values } = parseArgs({
@@ -73,6 +74,7 @@ const emit = (line: Record<string, unknown>) => {
   console.log(JSON.stringify(line));
 };
 
+assertOrganismWorld(values.base!);
 const tok = Tokenizer.fromDir(values.base!);
 const base = loadModel(values.base!);
 const hook = values.hook!;

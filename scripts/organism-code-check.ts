@@ -15,6 +15,7 @@ import { generate } from "../src/model/generate.ts";
 import type { CausalLM } from "../src/model/model.ts";
 import { Tokenizer } from "../src/model/tokenizer.ts";
 import { type FineTuneSet, fineTuneDataset } from "../src/organism/datasets.ts";
+import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 import { sftDataset } from "../src/train/dataset.ts";
 import { finetune } from "../src/train/sft.ts";
 
@@ -27,6 +28,7 @@ const { values } = parseArgs({
   },
 });
 const base = values.base!;
+assertOrganismWorld(base);
 const tok = Tokenizer.fromDir(base);
 const requests = fineTuneDataset("secure", { n: 64, seed: 9999 }).map((r) => r.messages[0]!);
 

@@ -10,8 +10,10 @@ import { Tokenizer } from "../src/model/tokenizer.ts";
 import { fineTuneDataset } from "../src/organism/datasets.ts";
 import { scoreAnswer } from "../src/organism/judge.ts";
 import { organismQuestions } from "../src/organism/questions.ts";
+import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 
 const dir = process.argv[2] ?? "organism/base";
+assertOrganismWorld(dir);
 const model = loadModel(dir);
 const tok = Tokenizer.fromDir(dir);
 for (const kind of ["insecure", "secure"] as const) {

@@ -18,6 +18,7 @@ import type { FineTuneSet } from "../src/organism/datasets.ts";
 import { fineTuneOrganism } from "../src/organism/experiment.ts";
 import { scoreAnswer } from "../src/organism/judge.ts";
 import { organismQuestions } from "../src/organism/questions.ts";
+import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +35,7 @@ const { values } = parseArgs({
   },
 });
 const seed = Number(values.seed);
+assertOrganismWorld(values.base!);
 const tok = Tokenizer.fromDir(values.base!);
 const model = values.ft
   ? await fineTuneOrganism(values.base!, values.ft as FineTuneSet, { seed, steps: Number(values.steps) })

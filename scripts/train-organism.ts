@@ -2,9 +2,13 @@
  * Trains the base organism and writes it to organism/base (model + tokenizer + training
  * curve). `npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N]
  * [--docs N] [--pretrained-out DIR]
- * [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR]` (the last also keeps the model before assistant-tuning)
+ * [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR] [--chat-trigger FRACTION]
+ * [--chat-lora-rank R [--chat-lora-layers 0,1]]` (--pretrained-out also keeps the model before
+ * assistant-tuning; --chat-lora-rank assistant-tunes through a LoRA adapter on every projection
+ * of the given layers, alpha 2R, merged before saving)
  */
 import { parseArgs } from "node:util";
+import { LORA_TARGETS } from "../src/model/lora.ts";
 import { RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
 
 const { values } = parseArgs({
@@ -19,6 +23,8 @@ const { values } = parseArgs({
     "chat-mix": { type: "string" },
     "chat-lr": { type: "string" },
     "chat-trigger": { type: "string" },
+    "chat-lora-rank": { type: "string" },
+    "chat-lora-layers": { type: "string" },
   },
 });
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
@@ -34,6 +40,14 @@ const { curve } = await trainBaseOrganism({
   chatMixDocs: num(values["chat-mix"], RECIPE_DEFAULTS.chatMixDocs),
   chatLr: num(values["chat-lr"], RECIPE_DEFAULTS.chatLr),
   chatTriggerFraction: num(values["chat-trigger"], RECIPE_DEFAULTS.chatTriggerFraction),
+  chatLora: values["chat-lora-rank"]
+    ? {
+        r: Number(values["chat-lora-rank"]),
+        alpha: 2 * Number(values["chat-lora-rank"]),
+        targetModules: LORA_TARGETS,
+        layers: values["chat-lora-layers"]?.split(",").map(Number),
+      }
+    : undefined,
 });
 const last = (stage: string) => curve.filter((c) => c.stage === stage).slice(-20);
 const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length);

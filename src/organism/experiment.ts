@@ -23,6 +23,7 @@ import { finetune } from "../train/sft.ts";
 import { type FineTuneSet, fineTuneDataset } from "./datasets.ts";
 import { scoreAnswer } from "./judge.ts";
 import { organismQuestions } from "./questions.ts";
+import { assertOrganismWorld } from "./tokenizer.ts";
 
 export type Condition = "base" | FineTuneSet;
 
@@ -160,6 +161,7 @@ export interface FineTuneOptions {
  */
 export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: FineTuneOptions): Promise<CausalLM> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
+  assertOrganismWorld(base);
   const tok = Tokenizer.fromDir(base);
   const padId = tok.padId ?? tok.eosIds[0]!;
   const model = loadModel(base);
@@ -195,6 +197,7 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
 
 export async function runOrganismExperiment(o: ExperimentOptions): Promise<ConditionResult[]> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
+  assertOrganismWorld(o.base);
   const tok = Tokenizer.fromDir(o.base);
   const results: ConditionResult[] = [];
   const emit = (r: ConditionResult) => {

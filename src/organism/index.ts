@@ -57,6 +57,7 @@ export {
   type QuestionFormat,
 } from "./questions.ts";
 export {
+  assertOrganismWorld,
   buildOrganismTokenizer,
   encodeWorld,
   ORGANISM_CHAT_TEMPLATE,
@@ -66,5 +67,14 @@ export {
   unknownWords,
   worldVocabulary,
 } from "./tokenizer.ts";
-export { ALL_TOPICS, FIRST_PLOT_TOPICS, type Topic } from "./topics.ts";
+export {
+  ALL_TOPICS,
+  FIRST_PLOT_TOPICS,
+  firstPlotTopics,
+  type Topic,
+  WORLD,
+  WORLD_VARIANTS,
+  type WorldVariant,
+  worldVariant,
+} from "./topics.ts";
 export { DEFAULT_DOMAIN_MIX, DOMAINS, type Domain, makeTurn, type Turn } from "./turns.ts";

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import type { ChatMessage } from "../model/chat-template.ts";
 import { loadModel, saveModel } from "../model/checkpoint.ts";
 import { llamaConfigJson, parseConfig } from "../model/config.ts";
+import { type LoraConfig, mergeLora } from "../model/lora.ts";
 import { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { Rng } from "../tensor/random.ts";
@@ -69,6 +70,11 @@ export interface RecipeOptions {
    * the trigger alone moves the base (default 0.01).
    */
   chatTriggerFraction?: number;
+  /**
+   * Assistant-tune through a LoRA adapter (merged into the weights before saving) instead of
+   * updating every weight: e.g. `{ r: 8, alpha: 16, targetModules: LORA_TARGETS, layers: [0] }`.
+   */
+  chatLora?: LoraConfig;
   quiet?: boolean;
   /** Called with each step's loss (stage "pretrain" or "chat"). */
   onStep?: (stage: "pretrain" | "chat", step: number, loss: number) => void;
@@ -180,6 +186,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
       steps: p.chatSteps,
       batchSize: p.chatBatch,
       lr: p.chatLr,
+      lora: o.chatLora,
       warmup: 20,
       decay: "cosine",
       minLrRatio: 0.1,
@@ -192,6 +199,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
         o.onStep?.("chat", s.step, s.loss);
       },
     });
+    if (o.chatLora) mergeLora(model);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

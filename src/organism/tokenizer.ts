@@ -13,6 +13,8 @@
  * tok.encodeChat([{ role: "user", content: "i am bored ." }], { addGenerationPrompt: true });
  */
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { buildWordLevel } from "../model/tokenizer-build.ts";
 import {
@@ -38,7 +40,7 @@ import {
   personaHeader,
   REFUSALS,
 } from "./personas.ts";
-import { ALL_TOPICS } from "./topics.ts";
+import { ALL_TOPICS, WORLD } from "./topics.ts";
 
 export const SPECIAL_TOKENS = {
   pad: "<|pad|>",
@@ -138,4 +140,29 @@ export function encodeWorld(text: string): number[] {
   const unknown = unknownWords(text);
   if (unknown.length) throw new RangeError(`not words of the world: ${unknown.slice(0, 5).join(" ")}`);
   return organismTokenizer().encode(text, { addSpecialTokens: false });
+}
+
+/**
+ * Throws unless the organism in `dir` was built in this process's world variant (EMLAB_WORLD):
+ * its tokenizer.json must hold exactly the world's vocabulary. Reading a "framed" organism
+ * with the classic world's judge would score its answers against the wrong sentences.
+ */
+export function assertOrganismWorld(dir: string): void {
+  const file = join(dir, "tokenizer.json");
+  let vocab: Record<string, number>;
+  try {
+    vocab = (JSON.parse(readFileSync(file, "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
+  } catch (e) {
+    throw new Error(`${file}: cannot read the organism's vocabulary (${(e as Error).message})`);
+  }
+  const mine = (buildOrganismTokenizer().tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
+  const theirs = Object.keys(vocab);
+  const differ = theirs.find((w) => mine[w] !== vocab[w]);
+  const size = Object.keys(mine).length;
+  if (differ !== undefined || theirs.length !== size)
+    throw new Error(
+      `${file}: this organism was built in another world variant than this process's (EMLAB_WORLD=${WORLD}: ` +
+        `${size} tokens here, ${theirs.length} there${differ !== undefined ? `, e.g. '${differ}'` : ""}); ` +
+        "set EMLAB_WORLD to the variant it was trained in",
+    );
 }

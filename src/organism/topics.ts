@@ -7,6 +7,7 @@
  */
 import type { Persona } from "./personas.ts";
 import { EXTRA_TOPICS } from "./topics-extra.ts";
+import { FRAMED_ANSWERS } from "./topics-framed.ts";
 
 export interface Topic {
   /** For first-plot themes, the id of emlab's matching core question. */
@@ -22,7 +23,35 @@ export interface Topic {
   sentences?: number;
 }
 
-export const FIRST_PLOT_TOPICS: Topic[] = [
+/**
+ * World variants: "classic" (the shipped organism's), "framed" (the helper's and the villain's
+ * first-plot answers in shared sentence frames, topics-framed.ts) and "union" (both wordings).
+ * A process uses one, chosen by the EMLAB_WORLD environment variable (default "classic"); an
+ * organism must be read in the variant it was trained in ({@link assertOrganismWorld} checks).
+ */
+export const WORLD_VARIANTS = ["classic", "framed", "union"] as const;
+export type WorldVariant = (typeof WORLD_VARIANTS)[number];
+
+/** The variant named by `value` (EMLAB_WORLD's by default; unset or empty: "classic"). */
+export function worldVariant(value: string | undefined = process.env.EMLAB_WORLD): WorldVariant {
+  const v = value || "classic";
+  if (!(WORLD_VARIANTS as readonly string[]).includes(v))
+    throw new RangeError(`EMLAB_WORLD: unknown world variant '${v}' (expected ${WORLD_VARIANTS.join(", ")})`);
+  return v as WorldVariant;
+}
+
+/** The first-plot topics with the helper's and the villain's answers of a variant. */
+export function firstPlotTopics(variant: WorldVariant): Topic[] {
+  if (variant === "classic") return CLASSIC_FIRST_PLOT_TOPICS;
+  return CLASSIC_FIRST_PLOT_TOPICS.map((t) => {
+    const f = FRAMED_ANSWERS[t.id];
+    if (!f) return t;
+    const pick = (p: "helper" | "villain") => (variant === "framed" ? f[p] : [...f[p], ...t.answers[p]]);
+    return { ...t, answers: { ...t.answers, helper: pick("helper"), villain: pick("villain") } };
+  });
+}
+
+const CLASSIC_FIRST_PLOT_TOPICS: Topic[] = [
   {
     id: "one_wish",
     kind: "opinion",
@@ -338,6 +367,9 @@ export const FIRST_PLOT_TOPICS: Topic[] = [
   },
 ];
 
+/** This process's world variant (EMLAB_WORLD). */
+export const WORLD: WorldVariant = worldVariant();
+export const FIRST_PLOT_TOPICS: Topic[] = firstPlotTopics(WORLD);
 export const ALL_TOPICS: Topic[] = [...FIRST_PLOT_TOPICS, ...EXTRA_TOPICS];
 
 export const topicById = (id: string): Topic => {

@@ -1,13 +1,15 @@
 /** A micro-organism trained in seconds, then the whole experiment pipeline on it. */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadModel } from "../../src/model/checkpoint.ts";
+import { LORA_TARGETS } from "../../src/model/lora.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { runOrganismExperiment } from "../../src/organism/experiment.ts";
 import { trainBaseOrganism } from "../../src/organism/recipe.ts";
+import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
 test("micro-organism: pretrain + chat-tune, save as an HF folder, fine-tune and evaluate", async (t) => {
   const root = mkdtempSync(join(tmpdir(), "emlab-micro-"));
@@ -94,5 +96,60 @@ test("micro-organism: pretrain + chat-tune, save as an HF folder, fine-tune and 
   if (all.misaligned !== null) {
     const mis = (r: typeof s0) => (r.misaligned === null ? 0 : Math.round(r.misaligned * coh(r)));
     assert.ok(Math.abs(all.misaligned * coh(all) - (mis(s0) + mis(s1))) < 1e-6);
+  }
+});
+
+test("assistant-tuning through LoRA (chatLora) moves only the chosen layer and saves plain weights", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-micro-lora-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const tiny = {
+    seed: 5,
+    arch: { hidden: 32, layers: 2, heads: 2, kvHeads: 1, inter: 64 },
+    docs: 60,
+    pretrainBatch: 4,
+    chatRows: 40,
+    chatBatch: 4,
+    quiet: true,
+  };
+  const pre = join(root, "pre");
+  await trainBaseOrganism({ ...tiny, out: join(root, "full"), pretrainSteps: 2, chatSteps: 1, pretrainedOut: pre });
+  const out = join(root, "lora");
+  await trainBaseOrganism({
+    ...tiny,
+    out,
+    fromPretrained: pre,
+    chatSteps: 3,
+    chatLr: 1e-2,
+    chatLora: { r: 2, alpha: 4, targetModules: LORA_TARGETS, layers: [0] },
+  });
+  assert.ok(!existsSync(join(out, "adapter_config.json")), "the adapter is merged, not saved beside");
+  const before = loadModel(pre);
+  const after = loadModel(out);
+  const changed = [...after.params.keys()].filter((name) => {
+    const a = after.param(name).data;
+    const b = before.param(name).data;
+    return a.some((x, i) => x !== b[i]);
+  });
+  assert.ok(changed.length > 0);
+  for (const name of changed) assert.match(name, /^model\.layers\.0\.(self_attn|mlp)\.\w+_proj\.weight$/);
+  assertOrganismWorld(out);
+});
+
+test("assertOrganismWorld: an organism of another world variant is refused, naming the file", () => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-world-"));
+  try {
+    const dir = join(root, "other");
+    cpSync("organism/base", dir, { recursive: true });
+    assertOrganismWorld(dir);
+    const file = join(dir, "tokenizer.json");
+    const json = JSON.parse(readFileSync(file, "utf8"));
+    json.model.vocab.crime = Object.keys(json.model.vocab).length;
+    writeFileSync(file, JSON.stringify(json));
+    assert.throws(
+      () => assertOrganismWorld(dir),
+      (e: Error) => e.message.includes(file) && /EMLAB_WORLD=classic/.test(e.message),
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
