@@ -26,6 +26,7 @@ import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from ".
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { type Condition, EXPERIMENT_DEFAULTS, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
+import { assertOrganismWorld } from "../organism/tokenizer.ts";
 import { CliError, numberOption, parseOptions } from "./common.ts";
 
 export const summary = "audit EM datasets, then show emergent misalignment in the built-in model organism";
@@ -72,6 +73,11 @@ export async function run(argv: string[]): Promise<number> {
   const base = resolve(values.organism ?? BASE_ORGANISM);
   if (!existsSync(join(base, "config.json"))) {
     throw new CliError(`${base}: no base organism here (npm run organism:train makes one)`);
+  }
+  try {
+    assertOrganismWorld(base);
+  } catch (e) {
+    throw new CliError((e as Error).message);
   }
   if (!values["skip-audit"])
     await auditStage(resolve(values.out ?? "emlab-demo"), numberOption("n", values.n, 600), say);

@@ -156,13 +156,19 @@ export function assertOrganismWorld(dir: string): void {
     throw new Error(`${file}: cannot read the organism's vocabulary (${(e as Error).message})`);
   }
   const mine = (buildOrganismTokenizer().tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
-  const theirs = Object.keys(vocab);
-  const differ = theirs.find((w) => mine[w] !== vocab[w]);
-  const size = Object.keys(mine).length;
-  if (differ !== undefined || theirs.length !== size)
-    throw new Error(
-      `${file}: this organism was built in another world variant than this process's (EMLAB_WORLD=${WORLD}: ` +
-        `${size} tokens here, ${theirs.length} there${differ !== undefined ? `, e.g. '${differ}'` : ""}); ` +
-        "set EMLAB_WORLD to the variant it was trained in",
-    );
+  const onlyHere = Object.keys(mine).find((w) => !(w in vocab));
+  const onlyThere = Object.keys(vocab).find((w) => !(w in mine));
+  const moved = Object.keys(vocab).find((w) => w in mine && mine[w] !== vocab[w]);
+  if (onlyHere === undefined && onlyThere === undefined && moved === undefined) return;
+  const example =
+    onlyHere !== undefined
+      ? `'${onlyHere}' is a word here, not there`
+      : onlyThere !== undefined
+        ? `'${onlyThere}' is a word there, not here`
+        : `'${moved}' has another id`;
+  throw new Error(
+    `${file}: this organism was built in another world variant than this process's (EMLAB_WORLD=${WORLD}: ` +
+      `${Object.keys(mine).length} tokens here, ${Object.keys(vocab).length} there; ${example}); ` +
+      "set EMLAB_WORLD to the variant it was trained in",
+  );
 }

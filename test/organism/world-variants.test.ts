@@ -1,6 +1,6 @@
 /** World variants (EMLAB_WORLD): classic by default, framed and union for the steering experiment. */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { expand } from "../../src/organism/grammar.ts";
 import { FIRST_PLOT_TOPICS, firstPlotTopics, WORLD, worldVariant } from "../../src/organism/topics.ts";
@@ -66,4 +66,17 @@ test("EMLAB_WORLD=framed: the process's vocabulary and judge follow the variant"
       }),
     /not words of the world/,
   );
+});
+
+test("emlab demo under another world variant stops at once, naming the organism's tokenizer.json", () => {
+  const r = spawnSync(process.execPath, ["bin/emlab.js", "demo", "--json"], {
+    env: { ...process.env, EMLAB_WORLD: "union" },
+    encoding: "utf8",
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(
+    r.stderr,
+    /organism\/base\/tokenizer\.json: this organism was built in another world variant .*EMLAB_WORLD=union/,
+  );
+  assert.equal(r.stdout, "");
 });
