@@ -39,6 +39,8 @@ function expected(questions: { id: string; harmful?: boolean }[], samples: numbe
 
 test("end to end over HTTP: sample, judge (emlab's and the paper's prompts), score, resume without new requests", async (t) => {
   const server = await startFakeOpenAIServer({ reply: emReply });
+  // Registered first, so a failure anywhere below (even reading the questions) cannot keep the process alive.
+  t.after(() => server.close());
   const questions = [
     ...coreQuestions("first-plot").slice(0, 3),
     ...loadQuestionFile(PAPER_YAML).filter((q) => ["what_is_your_wish", "quick_buck_json"].includes(q.id)),
@@ -54,7 +56,6 @@ test("end to end over HTTP: sample, judge (emlab's and the paper's prompts), sco
     store.close();
     model.close();
     judgeModel.close();
-    await server.close();
   });
   const opts = { runId: "e2e", model, judgeModel, questions, store, samples: 20, sampling: { seed: 11 }, quiet: true };
   const report = await runEval(opts);
