@@ -23,6 +23,7 @@ function startEval(config: string) {
 test("a run killed with SIGKILL resumes: no duplicate rows, finished samples reused", async (t) => {
   const opts: FakeServerOptions = { reply: emReply, delayMs: 40 };
   const server = await startFakeOpenAIServer(opts);
+  t.after(() => server.close()); // even when an assertion fails, so the test process can end
   const dir = mkdtempSync(join(tmpdir(), "emlab-kill-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const storePath = join(dir, "runs.sqlite");
@@ -73,5 +74,4 @@ test("a run killed with SIGKILL resumes: no duplicate rows, finished samples reu
   assert.equal(count("SELECT COUNT(*) AS n FROM runs"), 1);
   assert.equal((after.prepare("SELECT status FROM runs").get() as { status: string }).status, "finished");
   after.close();
-  await server.close();
 });
