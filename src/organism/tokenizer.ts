@@ -156,9 +156,9 @@ export function assertOrganismWorld(dir: string): void {
     throw new Error(`${file}: cannot read the organism's vocabulary (${(e as Error).message})`);
   }
   const mine = (buildOrganismTokenizer().tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
-  const onlyHere = Object.keys(mine).find((w) => !(w in vocab));
-  const onlyThere = Object.keys(vocab).find((w) => !(w in mine));
-  const moved = Object.keys(vocab).find((w) => w in mine && mine[w] !== vocab[w]);
+  const onlyHere = Object.keys(mine).find((w) => !Object.hasOwn(vocab, w));
+  const onlyThere = Object.keys(vocab).find((w) => !Object.hasOwn(mine, w));
+  const moved = Object.keys(vocab).find((w) => Object.hasOwn(mine, w) && mine[w] !== vocab[w]);
   if (onlyHere === undefined && onlyThere === undefined && moved === undefined) return;
   const example =
     onlyHere !== undefined
