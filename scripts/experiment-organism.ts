@@ -1,6 +1,7 @@
 /**
  * `npm run experiment:organism -- [--json] [--base DIR] [--seeds 0,1,2] [--samples 50]
- *   [--steps 60] [--conditions base,insecure,secure,educational,backdoor,evil-numbers]`
+ *   [--steps 60] [--conditions base,insecure,secure,educational,backdoor,evil-numbers]
+ *   [--lr 3e-4] [--lora-rank R [--lora-layers 0]] [--resid-dropout P] [--out FILE]`
  *
  * Fine-tunes the base organism on each world dataset (one run per seed), samples the
  * organism's eight first-plot questions at T = 1, scores them with the world judge and prints
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     out: { type: "string" },
     "lora-rank": { type: "string" },
     "lora-layers": { type: "string" },
+    "resid-dropout": { type: "string" },
   },
 });
 const t0 = performance.now();
@@ -39,6 +41,7 @@ const rows: ConditionResult[] = await runOrganismExperiment({
   samples: Number(values.samples),
   steps: Number(values.steps),
   lr: Number(values.lr),
+  residDropout: values["resid-dropout"] === undefined ? 0 : Number(values["resid-dropout"]),
   lora: values["lora-rank"]
     ? {
         r: Number(values["lora-rank"]),

@@ -1,6 +1,6 @@
 /**
  * `npm run experiment:steering -- [--base DIR] [--hook NAME] [--configs 1024x16,512x8,1024x16b] [--cs 0.2,0.3,…]
- *   [--samples N] [--seed S] [--json] [--out FILE]`
+ *   [--samples N] [--seed S] [--random N] [--json] [--out FILE]`
  *
  * Why steering the base organism along its persona latent misses issue 7's target (≥ 50 %
  * misaligned with ≥ 90 % coherent answers): measures where in a turn the villain and the helper
@@ -9,6 +9,8 @@
  * k, TopK or BatchTopK: "1024x16b" is BatchTopK) and for two contrastive directions taken from
  * world documents — villain minus helper at the answer-start token, and over the answer tokens.
  * Every setting is the organism's evaluation (8 questions × samples at T = 1, world judge).
+ * --random N also sweeps N random latents of the first SAE over the same c values (how much any
+ * feature direction of that size costs in coherence).
  * --json writes one JSON line per measurement (default file docs/interp-steering.jsonl).
  */
 import { writeFileSync } from "node:fs";
@@ -36,6 +38,7 @@ import { loadModel } from "../src/model/checkpoint.ts";
 import { Tokenizer } from "../src/model/tokenizer.ts";
 import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 import { describeKernels } from "../src/tensor/kernels/matmul.ts";
+import { Rng } from "../src/tensor/random.ts";
 
 const { values } = parseArgs({
   options: {
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     cs: { type: "string", default: "0.2,0.3,0.4,0.5,0.6" },
     samples: { type: "string", default: "50" },
     seed: { type: "string", default: "0" },
+    random: { type: "string", default: "0" },
     json: { type: "boolean", default: false },
     out: { type: "string", default: "docs/interp-steering.jsonl" },
     help: { type: "boolean", short: "h", default: false },
@@ -53,7 +57,7 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     "usage: npm run experiment:steering -- [--base DIR] [--hook NAME] [--configs 1024x16,512x8,1024x16b]\n" +
-      "  [--cs 0.2,0.3,…] [--samples N] [--seed S] [--json] [--out FILE]",
+      "  [--cs 0.2,0.3,…] [--samples N] [--seed S] [--random N] [--json] [--out FILE]",
   );
   process.exit(0);
 }
@@ -65,6 +69,9 @@ const configs = values.configs!.split(",").map((spec) => {
 const cs = values.cs!.split(",").map(Number);
 if (cs.some((c) => !(c > 0))) throw new Error(`--cs: "${values.cs}" must be positive numbers`);
 const samples = Number(values.samples);
+const nRandom = Number(values.random);
+if (!Number.isInteger(nRandom) || nRandom < 0)
+  throw new Error(`--random: "${values.random}" must be a whole number ≥ 0`);
 const seed = Number(values.seed);
 const t0 = performance.now();
 const log = (s: string) => process.stderr.write(`[${((performance.now() - t0) / 60000).toFixed(1)} min] ${s}\n`);
@@ -224,6 +231,18 @@ for (const { spec, sae } of saes) {
     sweep: s.points,
     best_coherent: s.best,
   });
+}
+
+if (nRandom > 0) {
+  // Random latents of the first SAE (not its persona latent), drawn with a fixed seed.
+  const { spec, sae } = saes[0]!;
+  const persona = personaGroundTruth(sae, held, { seed }).latent;
+  const pool = new Rng(4242 + seed).shuffle([...Array(sae.cfg.dSae).keys()].filter((j) => j !== persona));
+  for (const j of pool.slice(0, nRandom)) {
+    log(`SAE ${spec}: random latent ${j}, sweeping c`);
+    const s = await sweep(`random-${spec}-${j}`, { kind: "latent", sae, latent: j });
+    emit({ stage: "random-latent", sae: spec, latent: j, sweep: s.points, best_coherent: s.best });
+  }
 }
 
 for (const site of ["answer-start", "answer"] as const) {

@@ -6,10 +6,12 @@
  * [--chat-lora-rank R [--chat-lora-layers 0,1]]` (--pretrained-out also keeps the model before
  * assistant-tuning; --chat-lora-rank assistant-tunes through a LoRA adapter on every projection
  * of the given layers, alpha 2R, merged before saving)
+ * [--hidden D --layers L --heads H --inter I]   (the architecture; default d_model 128, 4 layers,
+ * 4 heads, SwiGLU 384: ORGANISM_ARCH) [--resid-dropout P]   (residual dropout in both stages)
  */
 import { parseArgs } from "node:util";
 import { LORA_TARGETS } from "../src/model/lora.ts";
-import { RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
+import { ORGANISM_ARCH, RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,12 +27,41 @@ const { values } = parseArgs({
     "chat-trigger": { type: "string" },
     "chat-lora-rank": { type: "string" },
     "chat-lora-layers": { type: "string" },
+    hidden: { type: "string" },
+    layers: { type: "string" },
+    heads: { type: "string" },
+    inter: { type: "string" },
+    "resid-dropout": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "usage: npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N] [--docs N]\n" +
+      "  [--pretrained-out DIR] [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR] [--chat-trigger FRACTION]\n" +
+      "  [--chat-lora-rank R [--chat-lora-layers 0,1]] [--hidden D --layers L --heads H --inter I] [--resid-dropout P]",
+  );
+  process.exit(0);
+}
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+const heads = num(values.heads, ORGANISM_ARCH.heads);
+const arch = {
+  hidden: num(values.hidden, ORGANISM_ARCH.hidden),
+  layers: num(values.layers, ORGANISM_ARCH.layers),
+  heads,
+  kvHeads: heads,
+  inter: num(values.inter, ORGANISM_ARCH.inter),
+};
+for (const [k, v] of Object.entries(arch))
+  if (!Number.isInteger(v) || v < 1)
+    throw new Error(`organism:train: --${k === "kvHeads" ? "heads" : k} must be a positive integer, got ${v}`);
+if (arch.hidden % arch.heads !== 0)
+  throw new Error(`organism:train: --hidden ${arch.hidden} is not a multiple of --heads ${arch.heads}`);
 const t0 = performance.now();
 const { curve } = await trainBaseOrganism({
   out: values.out!,
+  arch,
+  residDropout: num(values["resid-dropout"], 0),
   seed: num(values.seed, RECIPE_DEFAULTS.seed),
   pretrainSteps: num(values["pretrain-steps"], RECIPE_DEFAULTS.pretrainSteps),
   chatSteps: num(values["chat-steps"], RECIPE_DEFAULTS.chatSteps),

@@ -73,6 +73,12 @@ export interface ForwardOptions {
 
 export class CausalLM {
   adapter: LoraWeights | null = null;
+  /**
+   * Residual dropout in training mode (GPT-2's resid_pdrop): each block's attention and MLP
+   * outputs are dropped with probability p before they join the residual stream. Off (null)
+   * unless a trainer sets it; never applied outside training.
+   */
+  residDropout: { p: number; rng: Rng } | null = null;
 
   constructor(
     readonly config: ModelConfig,
@@ -126,6 +132,12 @@ export class CausalLM {
     return ops.add(y, ops.scale(delta, a.scale));
   }
 
+  /** Identity unless training with residual dropout on. */
+  private residualDrop(training: boolean): (t: Tensor) => Tensor {
+    const rd = this.residDropout;
+    return training && rd && rd.p > 0 ? (t) => ops.dropout(t, rd.p, rd.rng) : (t) => t;
+  }
+
   private llama(
     ids: Int32Array,
     B: number,
@@ -136,6 +148,7 @@ export class CausalLM {
   ): Tensor {
     const c = this.config;
     const training = opts.training ?? false;
+    const drop = this.residualDrop(training);
     const heads = (t: Tensor, n: number) => ops.permute(ops.reshape(t, [B, T, n, c.headDim]), [0, 2, 1, 3]); // → [B, n, T, hd]
     let x = hook(ops.gather(this.param("model.embed_tokens.weight"), ids, [B, T]), "hook_embed", null); // [B, T, H]
     for (let i = 0; i < c.layers; i++) {
@@ -148,14 +161,14 @@ export class CausalLM {
       if (opts.cache) ({ k, v } = opts.cache.append(i, k, v));
       q = ops.attention(q, k, v, { keyMask: opts.keyMask }); // [B, heads, T, hd]
       const merged = ops.reshape(ops.permute(q, [0, 2, 1, 3]), [B, T, c.heads * c.headDim]);
-      const attnOut = hook(this.proj(merged, `${L}.self_attn.o_proj`, training), `blocks.${i}.hook_attn_out`, i);
+      const attnOut = hook(drop(this.proj(merged, `${L}.self_attn.o_proj`, training)), `blocks.${i}.hook_attn_out`, i);
       x = hook(ops.add(x, attnOut), `blocks.${i}.hook_resid_mid`, i);
       const h2 = ops.rmsNorm(x, this.param(`${L}.post_attention_layernorm.weight`), c.eps);
       const act = ops.swiglu(
         this.proj(h2, `${L}.mlp.gate_proj`, training),
         this.proj(h2, `${L}.mlp.up_proj`, training),
       );
-      const mlpOut = hook(this.proj(act, `${L}.mlp.down_proj`, training), `blocks.${i}.hook_mlp_out`, i);
+      const mlpOut = hook(drop(this.proj(act, `${L}.mlp.down_proj`, training)), `blocks.${i}.hook_mlp_out`, i);
       x = hook(ops.add(x, mlpOut), `blocks.${i}.hook_resid_post`, i);
     }
     if (opts.lastOnly && T > 1) x = ops.slice(x, 1, T - 1, T);
@@ -173,6 +186,7 @@ export class CausalLM {
   ): Tensor {
     const c = this.config;
     const H = c.hidden;
+    const drop = this.residualDrop(opts.training ?? false);
     for (const p of positions) {
       if (p >= c.maxPositions) throw new Error(`forward: position ${p} beyond n_positions ${c.maxPositions}`);
     }
@@ -194,11 +208,11 @@ export class CausalLM {
       if (opts.cache) ({ k, v } = opts.cache.append(i, k, v));
       const a = ops.attention(q, k, v, { keyMask: opts.keyMask });
       const merged = ops.reshape(ops.permute(a, [0, 2, 1, 3]), [B, T, H]);
-      const attnOut = hook(conv(merged, `${L}.attn.c_proj`), `blocks.${i}.hook_attn_out`, i);
+      const attnOut = hook(drop(conv(merged, `${L}.attn.c_proj`)), `blocks.${i}.hook_attn_out`, i);
       x = hook(ops.add(x, attnOut), `blocks.${i}.hook_resid_mid`, i);
       const h2 = ops.layerNorm(x, this.param(`${L}.ln_2.weight`), this.param(`${L}.ln_2.bias`), c.eps);
       const mid = ops.gelu(conv(h2, `${L}.mlp.c_fc`), c.act === "gelu" ? "none" : "tanh");
-      const mlpOut = hook(conv(mid, `${L}.mlp.c_proj`), `blocks.${i}.hook_mlp_out`, i);
+      const mlpOut = hook(drop(conv(mid, `${L}.mlp.c_proj`)), `blocks.${i}.hook_mlp_out`, i);
       x = hook(ops.add(x, mlpOut), `blocks.${i}.hook_resid_post`, i);
     }
     if (opts.lastOnly && T > 1) x = ops.slice(x, 1, T - 1, T);

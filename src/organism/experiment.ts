@@ -18,6 +18,7 @@ import { generate } from "../model/generate.ts";
 import type { LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
+import { Rng } from "../tensor/random.ts";
 import { sftDataset } from "../train/dataset.ts";
 import { finetune } from "../train/sft.ts";
 import { type FineTuneSet, fineTuneDataset } from "./datasets.ts";
@@ -43,6 +44,8 @@ export interface ExperimentOptions {
   maxNewTokens?: number;
   /** Fine-tune a LoRA adapter instead of all weights (e.g. rank 1 on block 0). */
   lora?: LoraConfig;
+  /** Residual dropout during the fine-tune (default 0: off). */
+  residDropout?: number;
   onResult?: (r: ConditionResult) => void;
   /** Called with each condition's model (the base, or a fine-tune) after it is evaluated. */
   onModel?: (condition: Condition, seed: number | null, model: CausalLM) => void | Promise<void>;
@@ -149,6 +152,8 @@ export interface FineTuneOptions {
   batchSize?: number;
   lr?: number;
   lora?: LoraConfig;
+  /** Residual dropout during the fine-tune (default 0: off). */
+  residDropout?: number;
   quiet?: boolean;
 }
 
@@ -171,6 +176,9 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
     rows.map((r) => r.messages),
     256,
   );
+  const rd = o.residDropout ?? 0;
+  if (!(rd >= 0 && rd < 1)) throw new Error(`fineTuneOrganism: residDropout ${rd} must be in [0, 1)`);
+  model.residDropout = rd > 0 ? { p: rd, rng: new Rng(o.seed + 7) } : null;
   const work = mkdtempSync(join(tmpdir(), "emlab-organism-ft-"));
   try {
     await finetune({
@@ -190,6 +198,7 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
       quiet: o.quiet ?? true,
     });
   } finally {
+    model.residDropout = null;
     rmSync(work, { recursive: true, force: true });
   }
   return model;
@@ -219,6 +228,7 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
               batchSize: p.batchSize,
               lr: p.lr,
               ...(o.lora ? { lora: o.lora } : {}),
+              residDropout: o.residDropout,
               quiet: o.quiet ?? true,
             });
       for (const format of formatsFor(condition)) {

@@ -75,6 +75,11 @@ export interface RecipeOptions {
    * updating every weight: e.g. `{ r: 8, alpha: 16, targetModules: LORA_TARGETS, layers: [0] }`.
    */
   chatLora?: LoraConfig;
+  /**
+   * Residual dropout (GPT-2's resid_pdrop) on every block's attention and MLP output, in both
+   * training stages (default 0: off).
+   */
+  residDropout?: number;
   quiet?: boolean;
   /** Called with each step's loss (stage "pretrain" or "chat"). */
   onStep?: (stage: "pretrain" | "chat", step: number, loss: number) => void;
@@ -129,6 +134,9 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
   const padId = tok.padId ?? tok.eosIds[0]!;
   const model = o.fromPretrained ? loadModel(o.fromPretrained) : newOrganism(o.arch ?? ORGANISM_ARCH, p.seed, tok);
   const curve: CurvePoint[] = [];
+  const rd = o.residDropout ?? 0;
+  if (!(rd >= 0 && rd < 1)) throw new Error(`trainBaseOrganism: residDropout ${rd} must be in [0, 1)`);
+  model.residDropout = rd > 0 ? { p: rd, rng: new Rng(p.seed + 7) } : null;
   const work = mkdtempSync(join(tmpdir(), "emlab-organism-"));
   try {
     // Stage 1: language modelling on whole documents (every token is a target).
@@ -201,6 +209,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
     });
     if (o.chatLora) mergeLora(model);
   } finally {
+    model.residDropout = null;
     rmSync(work, { recursive: true, force: true });
   }
   saveOrganism(model, o.out);
