@@ -11,6 +11,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { LORA_TARGETS } from "../src/model/lora.ts";
 import {
   type Condition,
   type ConditionResult,
@@ -46,7 +47,7 @@ const rows: ConditionResult[] = await runOrganismExperiment({
     ? {
         r: Number(values["lora-rank"]),
         alpha: 2 * Number(values["lora-rank"]),
-        targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        targetModules: LORA_TARGETS,
         layers: values["lora-layers"]?.split(",").map(Number),
       }
     : undefined,

@@ -196,9 +196,11 @@ async function sweep(name: string, target: SteeringTarget) {
   emit({ stage: "baseline", misaligned: b.misaligned, ci: b.ci, coherent: b.coherent, n: b.n });
 }
 
+const personaLatents: number[] = [];
 for (const { spec, sae } of saes) {
   const truth = personaGroundTruth(sae, held, { seed });
   const j = truth.latent;
+  personaLatents.push(j);
   const dec = sae.decoderDirection(j);
   const D = sae.cfg.dSae;
   const stats = (idx: number[]) => {
@@ -236,7 +238,7 @@ for (const { spec, sae } of saes) {
 if (nRandom > 0) {
   // Random latents of the first SAE (not its persona latent), drawn with a fixed seed.
   const { spec, sae } = saes[0]!;
-  const persona = personaGroundTruth(sae, held, { seed }).latent;
+  const persona = personaLatents[0]!;
   const pool = new Rng(4242 + seed).shuffle([...Array(sae.cfg.dSae).keys()].filter((j) => j !== persona));
   for (const j of pool.slice(0, nRandom)) {
     log(`SAE ${spec}: random latent ${j}, sweeping c`);

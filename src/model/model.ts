@@ -71,6 +71,8 @@ export interface ForwardOptions {
   training?: boolean;
 }
 
+const identity = (t: Tensor): Tensor => t;
+
 export class CausalLM {
   adapter: LoraWeights | null = null;
   /**
@@ -79,6 +81,13 @@ export class CausalLM {
    * unless a trainer sets it; never applied outside training.
    */
   residDropout: { p: number; rng: Rng } | null = null;
+
+  /** Turns residual dropout on (p in (0, 1), masks drawn from rng) or off (p = 0). */
+  setResidDropout(p: number, rng?: Rng): void {
+    if (!(p >= 0 && p < 1)) throw new Error(`residual dropout: p ${p} must be in [0, 1)`);
+    if (p > 0 && !rng) throw new Error("residual dropout: p > 0 needs an rng");
+    this.residDropout = p > 0 ? { p, rng: rng! } : null;
+  }
 
   constructor(
     readonly config: ModelConfig,
@@ -135,7 +144,7 @@ export class CausalLM {
   /** Identity unless training with residual dropout on. */
   private residualDrop(training: boolean): (t: Tensor) => Tensor {
     const rd = this.residDropout;
-    return training && rd && rd.p > 0 ? (t) => ops.dropout(t, rd.p, rd.rng) : (t) => t;
+    return training && rd && rd.p > 0 ? (t) => ops.dropout(t, rd.p, rd.rng) : identity;
   }
 
   private llama(

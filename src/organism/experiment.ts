@@ -176,9 +176,7 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
     rows.map((r) => r.messages),
     256,
   );
-  const rd = o.residDropout ?? 0;
-  if (!(rd >= 0 && rd < 1)) throw new Error(`fineTuneOrganism: residDropout ${rd} must be in [0, 1)`);
-  model.residDropout = rd > 0 ? { p: rd, rng: new Rng(o.seed + 7) } : null;
+  model.setResidDropout(o.residDropout ?? 0, new Rng(o.seed + 7));
   const work = mkdtempSync(join(tmpdir(), "emlab-organism-ft-"));
   try {
     await finetune({
@@ -198,7 +196,7 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
       quiet: o.quiet ?? true,
     });
   } finally {
-    model.residDropout = null;
+    model.setResidDropout(0);
     rmSync(work, { recursive: true, force: true });
   }
   return model;

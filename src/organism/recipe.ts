@@ -134,9 +134,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
   const padId = tok.padId ?? tok.eosIds[0]!;
   const model = o.fromPretrained ? loadModel(o.fromPretrained) : newOrganism(o.arch ?? ORGANISM_ARCH, p.seed, tok);
   const curve: CurvePoint[] = [];
-  const rd = o.residDropout ?? 0;
-  if (!(rd >= 0 && rd < 1)) throw new Error(`trainBaseOrganism: residDropout ${rd} must be in [0, 1)`);
-  model.residDropout = rd > 0 ? { p: rd, rng: new Rng(p.seed + 7) } : null;
+  model.setResidDropout(o.residDropout ?? 0, new Rng(p.seed + 7));
   const work = mkdtempSync(join(tmpdir(), "emlab-organism-"));
   try {
     // Stage 1: language modelling on whole documents (every token is a target).
@@ -209,7 +207,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
     });
     if (o.chatLora) mergeLora(model);
   } finally {
-    model.residDropout = null;
+    model.setResidDropout(0);
     rmSync(work, { recursive: true, force: true });
   }
   saveOrganism(model, o.out);

@@ -51,3 +51,14 @@ for (const name of ["qwen2", "gpt2"]) {
     );
   });
 }
+
+test("setResidDropout: p in [0, 1), an rng when p > 0, p = 0 turns it off", () => {
+  const model = loadModel(fileURLToPath(new URL("../fixtures/models/qwen2", import.meta.url)));
+  assert.throws(() => model.setResidDropout(1, new Rng(0)), /p 1 must be in \[0, 1\)/);
+  assert.throws(() => model.setResidDropout(-0.1, new Rng(0)), /must be in \[0, 1\)/);
+  assert.throws(() => model.setResidDropout(0.1), /needs an rng/);
+  model.setResidDropout(0.1, new Rng(0));
+  assert.equal(model.residDropout?.p, 0.1);
+  model.setResidDropout(0);
+  assert.equal(model.residDropout, null);
+});
