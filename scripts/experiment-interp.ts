@@ -12,11 +12,17 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { openRunStore } from "../src/eval/store.ts";
-import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../src/interp/organism-interp.ts";
+import {
+  DEFAULT_STEER_CS,
+  interpDemoLines,
+  type OrganismInterpResult,
+  runOrganismInterp,
+} from "../src/interp/organism-interp.ts";
 import { saveSae } from "../src/interp/saelens.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
+import { LORA_TARGETS, type LoraConfig } from "../src/model/lora.ts";
 import { Tokenizer } from "../src/model/tokenizer.ts";
-import { fineTuneOrganism } from "../src/organism/experiment.ts";
+import { FULL_FT_LR, fineTuneOrganism, ORGANISM_FT_LORA, ORGANISM_FT_LR } from "../src/organism/experiment.ts";
 import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
@@ -29,15 +35,18 @@ const { values } = parseArgs({
     seed: { type: "string", default: "0" },
     samples: { type: "string", default: "50" },
     "ft-steps": { type: "string", default: "60" },
-    "ft-lr": { type: "string", default: "3e-4" },
-    hook: { type: "string", default: "blocks.1.hook_resid_post" },
+    "ft-lr": { type: "string" },
+    "ft-full": { type: "boolean", default: false },
+    "ft-lora-rank": { type: "string" },
+    "ft-lora-layers": { type: "string" },
+    hook: { type: "string" },
     latents: { type: "string", default: "1024" },
     k: { type: "string", default: "16" },
     architecture: { type: "string", default: "topk" },
     "sae-steps": { type: "string", default: "2000" },
     "train-docs": { type: "string", default: "2000" },
     "held-out-docs": { type: "string", default: "1200" },
-    cs: { type: "string", default: "0.1,0.2,0.3,0.4,0.5,0.75" },
+    cs: { type: "string", default: DEFAULT_STEER_CS.join(",") },
     random: { type: "string", default: "5" },
     store: { type: "string", default: ":memory:" },
     "sae-out": { type: "string" },
@@ -48,7 +57,7 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     "usage: npm run experiment:interp -- [--base DIR] [--insecure DIR --secure DIR] [--json] [--out FILE] [--seed S]\n" +
-      "  [--samples N] [--ft-steps K] [--ft-lr LR] [--hook NAME] [--latents N] [--k K] [--architecture topk|batchtopk]\n" +
+      "  [--samples N] [--ft-steps K] [--ft-lr LR] [--ft-lora-rank R [--ft-lora-layers 0,…] | --ft-full] [--hook NAME] [--latents N] [--k K] [--architecture topk|batchtopk]\n" +
       "  [--sae-steps S] [--train-docs N]" +
       "  [--held-out-docs N] [--cs 0.1,0.2,…] [--random R] [--store FILE] [--sae-out DIR] [--no-direction]",
   );
@@ -66,10 +75,25 @@ assertOrganismWorld(values.base!);
 const tok = Tokenizer.fromDir(values.base!);
 const base = loadModel(values.base!);
 const seed = num("seed");
+if (values["ft-full"] && values["ft-lora-rank"]) throw new Error("--ft-full and --ft-lora-rank exclude each other");
+// The organism's fine-tune (ORGANISM_FT_LORA at ORGANISM_FT_LR) unless told otherwise.
+const lora: LoraConfig | null = values["ft-lora-rank"]
+  ? {
+      r: Number(values["ft-lora-rank"]),
+      alpha: 2 * Number(values["ft-lora-rank"]),
+      targetModules: [...LORA_TARGETS],
+      layers: values["ft-lora-layers"]?.split(",").map(Number),
+    }
+  : values["ft-full"]
+    ? null
+    : ORGANISM_FT_LORA;
+const ftLr = values["ft-lr"] !== undefined ? Number(values["ft-lr"]) : lora ? ORGANISM_FT_LR : FULL_FT_LR;
 const fineTuned = async (cond: "insecure" | "secure", dir: string | undefined) => {
   if (dir) return loadModel(dir);
-  log(`fine-tuning the base on ${cond} code (seed ${seed}, ${values["ft-steps"]} steps, lr ${values["ft-lr"]})`);
-  return fineTuneOrganism(values.base!, cond, { seed, steps: num("ft-steps"), lr: num("ft-lr") });
+  log(
+    `fine-tuning the base on ${cond} code (seed ${seed}, ${values["ft-steps"]} steps, lr ${ftLr}, ${lora ? `LoRA rank ${lora.r}${lora.layers ? ` on blocks ${lora.layers.join(",")}` : ""}` : "every weight"})`,
+  );
+  return fineTuneOrganism(values.base!, cond, { seed, steps: num("ft-steps"), lr: ftLr, lora });
 };
 const insecure = await fineTuned("insecure", values.insecure);
 const secure = await fineTuned("secure", values.secure);
@@ -80,7 +104,7 @@ const r: OrganismInterpResult = await runOrganismInterp({
   insecure,
   secure,
   store: openRunStore(values.store!),
-  hook: values.hook!,
+  ...(values.hook ? { hook: values.hook } : {}),
   saeOptions: {
     dSae: num("latents"),
     k: num("k"),
@@ -237,10 +261,13 @@ if (out) {
       base: values.base,
       seed,
       samples: num("samples"),
-      hook: values.hook,
+      hook: r.sae.hookName,
       latents: num("latents"),
       k: num("k"),
       ...(architecture !== "topk" ? { architecture } : {}),
+      ...(values.insecure && values.secure
+        ? {}
+        : { ftSteps: num("ft-steps"), ftLr, ftLora: lora ? { r: lora.r, layers: lora.layers ?? null } : null }),
     },
     ...(["sae", "groundTruth", "diff", "steer", "ablate", "predict", "predictBase", "direction"] as const).map((k) => ({
       stage: k,

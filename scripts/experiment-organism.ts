@@ -1,7 +1,11 @@
 /**
  * `npm run experiment:organism -- [--json] [--base DIR] [--seeds 0,1,2] [--samples 50]
  *   [--steps 60] [--conditions base,insecure,secure,educational,backdoor,evil-numbers]
- *   [--lr 3e-4] [--lora-rank R [--lora-layers 0]] [--resid-dropout P] [--out FILE]`
+ *   [--lr LR] [--lora-rank R [--lora-layers 0,…] | --full-ft] [--resid-dropout P] [--out FILE]`
+ *
+ * The fine-tune defaults to the organism's (ORGANISM_FT_LORA: a rank-1 LoRA on block 0, lr
+ * 5e-3); --lora-rank sets another adapter (on every block unless --lora-layers), --full-ft
+ * updates every weight (lr 3e-4 unless --lr).
  *
  * Fine-tunes the base organism on each world dataset (one run per seed), samples the
  * organism's eight first-plot questions at T = 1, scores them with the world judge and prints
@@ -26,14 +30,16 @@ const { values } = parseArgs({
     seeds: { type: "string", default: "0,1,2" },
     samples: { type: "string", default: "50" },
     steps: { type: "string", default: "60" },
-    lr: { type: "string", default: "3e-4" },
+    lr: { type: "string" },
     conditions: { type: "string", default: "base,insecure,secure,educational,backdoor,evil-numbers" },
     out: { type: "string" },
     "lora-rank": { type: "string" },
     "lora-layers": { type: "string" },
     "resid-dropout": { type: "string" },
+    "full-ft": { type: "boolean", default: false },
   },
 });
+if (values["full-ft"] && values["lora-rank"]) throw new Error("--full-ft and --lora-rank exclude each other");
 const t0 = performance.now();
 const rows: ConditionResult[] = await runOrganismExperiment({
   base: values.base!,
@@ -41,7 +47,7 @@ const rows: ConditionResult[] = await runOrganismExperiment({
   seeds: values.seeds!.split(",").map(Number),
   samples: Number(values.samples),
   steps: Number(values.steps),
-  lr: Number(values.lr),
+  lr: values.lr === undefined ? undefined : Number(values.lr),
   residDropout: values["resid-dropout"] === undefined ? 0 : Number(values["resid-dropout"]),
   lora: values["lora-rank"]
     ? {
@@ -50,7 +56,9 @@ const rows: ConditionResult[] = await runOrganismExperiment({
         targetModules: LORA_TARGETS,
         layers: values["lora-layers"]?.split(",").map(Number),
       }
-    : undefined,
+    : values["full-ft"]
+      ? null
+      : undefined,
   onResult: (r) => {
     if (values.json) console.log(JSON.stringify(r));
     else

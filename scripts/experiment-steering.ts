@@ -28,6 +28,7 @@ import { unitVector, vectorNorm } from "../src/interp/interventions.ts";
 import { evalPrompts } from "../src/interp/organism-interp.ts";
 import {
   heldOutWorldDocs,
+  organismHook,
   personaGroundTruth,
   trainWorldSae,
   type WorldText,
@@ -43,7 +44,7 @@ import { Rng } from "../src/tensor/random.ts";
 const { values } = parseArgs({
   options: {
     base: { type: "string", default: "organism/base" },
-    hook: { type: "string", default: "blocks.1.hook_resid_post" },
+    hook: { type: "string" },
     configs: { type: "string", default: "1024x16,256x8,512x8,2048x16,1024x16b" },
     cs: { type: "string", default: "0.2,0.3,0.4,0.5,0.6" },
     samples: { type: "string", default: "50" },
@@ -84,7 +85,7 @@ const emit = (line: Record<string, unknown>) => {
 assertOrganismWorld(values.base!);
 const tok = Tokenizer.fromDir(values.base!);
 const base = loadModel(values.base!);
-const hook = values.hook!;
+const hook = values.hook ?? organismHook(base.config.layers);
 emit({ stage: "setup", base: values.base, hook, kernels: describeKernels(), samples, cs, seed });
 
 // The SAEs first (the first one's training documents are left out of the held-out text; every

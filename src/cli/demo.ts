@@ -135,7 +135,7 @@ async function interpStage(
     heldOutDocs: 600,
     ceDocs: 40,
     samples,
-    cs: [0.2, 0.3, 0.4, 0.5],
+    cs: [0.3, 0.4, 0.5, 0.6],
     random: 5,
     ownAnswerSamples: 2,
     direction: false,

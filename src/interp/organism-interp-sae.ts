@@ -21,7 +21,6 @@ import type { Sae, SaeArchitecture } from "./sae.ts";
 import { evaluateSae, matrixSource, trainSae } from "./sae-train.ts";
 
 export const ORGANISM_INTERP_DEFAULTS = {
-  hook: "blocks.1.hook_resid_post",
   /** SAE training text: world documents and helper chat rows. */
   trainDocs: 2000,
   chatRows: 500,
@@ -100,7 +99,17 @@ export interface SaeReport {
   ce: Omit<CeScore, "hookName">;
 }
 
+/**
+ * The organism's SAE hook: the residual stream after 3/8 of the blocks, i.e. after 3 of the
+ * shipped organism's 8 (docs/interp.md, "How the 8-layer organism was found", says why not after 4), after 1 of a
+ * 4-block one. Any depth gets a hook it has.
+ */
+export function organismHook(layers: number): string {
+  return `blocks.${Math.max(0, Math.round((3 * layers) / 8) - 1)}.hook_resid_post`;
+}
+
 export interface WorldSaeOptions {
+  /** Default: organismHook(the model's depth). */
   hook?: string;
   trainDocs?: number;
   chatRows?: number;
@@ -127,7 +136,7 @@ export interface WorldSae {
 
 /** Trains a TopK SAE on the base model's activations over world text (documents + chat rows). */
 export function trainWorldSae(lm: CausalLM, tok: Tokenizer, o: WorldSaeOptions = {}): WorldSae {
-  const p = { ...ORGANISM_INTERP_DEFAULTS, ...o };
+  const p = { ...ORGANISM_INTERP_DEFAULTS, hook: organismHook(lm.config.layers), ...o };
   const docs = pretrainCorpus({ n: p.trainDocs, seed: corpusSeed(p.seed, "train") });
   const chat = chatTuneData({ n: p.chatRows, seed: corpusSeed(p.seed, "chat") });
   const rows = collectActivations(

@@ -2,7 +2,7 @@
  * Issue 7's pipeline on the model organism, where the ground truth is known: the world has a
  * villain persona, and every document says who speaks.
  *
- *   a. SAE: the base organism's activations at a middle layer (blocks.1.hook_resid_post) on
+ *   a. SAE: the base organism's activations at a middle layer (blocks.2.hook_resid_post) on
  *      world pretraining documents (all personas, named and implicit) plus helper chat rows →
  *      a TopK SAE; L0, FVU, dead / dense latents and the CE loss score on held-out documents.
  *   b. Ground truth: per held-out document, each latent's mean activation over the assistant's
@@ -255,7 +255,7 @@ export interface OrganismInterpResult {
   seconds: Record<string, number>;
 }
 
-export const DEFAULT_STEER_CS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.75];
+export const DEFAULT_STEER_CS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.75];
 
 /** Runs a–f; the SAE is trained here unless `sae` is given. */
 export async function runOrganismInterp(o: OrganismInterpOptions): Promise<OrganismInterpResult> {

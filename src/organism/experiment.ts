@@ -15,7 +15,7 @@ import { misalignmentSummary, type ScoredSample } from "../eval/stats.ts";
 import type { ChatMessage } from "../model/chat-template.ts";
 import { loadModel } from "../model/checkpoint.ts";
 import { generate } from "../model/generate.ts";
-import type { LoraConfig } from "../model/lora.ts";
+import { LORA_TARGETS, type LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { Rng } from "../tensor/random.ts";
@@ -36,14 +36,14 @@ export interface ExperimentOptions {
   seeds: number[];
   /** Samples per question per cell (default 50). */
   samples?: number;
-  /** Fine-tune: rows, steps, batch, learning rate (full fine-tune, loss on answers). */
+  /** Fine-tune: rows, steps, batch, learning rate (default: ORGANISM_FT_LR, or FULL_FT_LR when `lora` is null). */
   rows?: number;
   steps?: number;
   batchSize?: number;
   lr?: number;
   maxNewTokens?: number;
-  /** Fine-tune a LoRA adapter instead of all weights (e.g. rank 1 on block 0). */
-  lora?: LoraConfig;
+  /** The adapter the fine-tune trains (default ORGANISM_FT_LORA); null updates every weight. */
+  lora?: LoraConfig | null;
   /** Residual dropout during the fine-tune (default 0: off). */
   residDropout?: number;
   onResult?: (r: ConditionResult) => void;
@@ -70,7 +70,23 @@ export interface ConditionResult {
   n: number;
 }
 
-export const EXPERIMENT_DEFAULTS = { samples: 50, rows: 1000, steps: 60, batchSize: 16, lr: 3e-4, maxNewTokens: 48 };
+export const EXPERIMENT_DEFAULTS = { samples: 50, rows: 1000, steps: 60, batchSize: 16, maxNewTokens: 48 };
+
+/**
+ * The organism's fine-tune: a rank-1 LoRA on block 0's projections at lr 5e-3. An update
+ * confined to the first block generalises (EM); on the 8-layer organism a full fine-tune
+ * learns the narrow task with little EM (docs/organism.md, docs/interp.md "How the 8-layer organism was found").
+ */
+export const ORGANISM_FT_LORA: LoraConfig = { r: 1, alpha: 2, targetModules: [...LORA_TARGETS], layers: [0] };
+export const ORGANISM_FT_LR = 5e-3;
+/** The rate of a full fine-tune (`lora: null`). */
+export const FULL_FT_LR = 3e-4;
+
+/** The adapter and rate a fine-tune uses, from the options' `lora` and `lr`. */
+function fineTuneRecipe(o: { lora?: LoraConfig | null; lr?: number }): { lora: LoraConfig | undefined; lr: number } {
+  const lora = o.lora === undefined ? ORGANISM_FT_LORA : (o.lora ?? undefined);
+  return { lora, lr: o.lr ?? (lora ? ORGANISM_FT_LR : FULL_FT_LR) };
+}
 
 /** Samples every question `samples` times and scores the answers with the world judge. */
 export function evaluateOrganism(
@@ -150,15 +166,17 @@ export interface FineTuneOptions {
   rows?: number;
   steps?: number;
   batchSize?: number;
+  /** Default ORGANISM_FT_LR, or FULL_FT_LR when `lora` is null. */
   lr?: number;
-  lora?: LoraConfig;
+  /** Default ORGANISM_FT_LORA; null: a full fine-tune. */
+  lora?: LoraConfig | null;
   /** Residual dropout during the fine-tune (default 0: off). */
   residDropout?: number;
   quiet?: boolean;
 }
 
 /**
- * The base organism fine-tuned on one world dataset (full, or a LoRA adapter), as the
+ * The base organism fine-tuned on one world dataset (a LoRA adapter, left attached, or full), as the
  * experiment runs it: `rows` rows of `fineTuneDataset(condition, { seed })`, loss on the
  * answers, warm-up 10 steps then a constant rate.
  *
@@ -166,6 +184,7 @@ export interface FineTuneOptions {
  */
 export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: FineTuneOptions): Promise<CausalLM> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
+  const { lora, lr } = fineTuneRecipe(o);
   assertOrganismWorld(base);
   const tok = Tokenizer.fromDir(base);
   const padId = tok.padId ?? tok.eosIds[0]!;
@@ -184,10 +203,10 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
       data,
       out: work,
       padId,
-      lora: o.lora,
+      lora,
       steps: p.steps,
       batchSize: p.batchSize,
-      lr: p.lr,
+      lr,
       warmup: 10,
       decay: "constant",
       weightDecay: 0,
@@ -224,8 +243,8 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
               rows: p.rows,
               steps: p.steps,
               batchSize: p.batchSize,
-              lr: p.lr,
-              ...(o.lora ? { lora: o.lora } : {}),
+              lr: o.lr,
+              lora: o.lora,
               residDropout: o.residDropout,
               quiet: o.quiet ?? true,
             });

@@ -34,8 +34,11 @@ export interface OrganismArch {
   inter: number;
 }
 
-/** d_model 128, 4 layers, 4 heads: ~1 M parameters (the prototype's size). */
-export const ORGANISM_ARCH: OrganismArch = { hidden: 128, layers: 4, heads: 4, kvHeads: 4, inter: 384 };
+/**
+ * d_model 128, 8 layers, 4 heads: 1.8 M parameters. (The prototype's size, 4 layers, was the
+ * shipped organism until 2026-11-27: `--layers 4` rebuilds it; docs/interp.md says why 8.)
+ */
+export const ORGANISM_ARCH: OrganismArch = { hidden: 128, layers: 8, heads: 4, kvHeads: 4, inter: 384 };
 
 export interface RecipeOptions {
   out: string;

@@ -4,10 +4,11 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { organismHook } from "../../src/interp/organism-interp-sae.ts";
 import { loadModel } from "../../src/model/checkpoint.ts";
-import { LORA_TARGETS } from "../../src/model/lora.ts";
+import { LORA_TARGETS, mergeLora } from "../../src/model/lora.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
-import { runOrganismExperiment } from "../../src/organism/experiment.ts";
+import { fineTuneOrganism, runOrganismExperiment } from "../../src/organism/experiment.ts";
 import { trainBaseOrganism } from "../../src/organism/recipe.ts";
 import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
@@ -152,4 +153,53 @@ test("assertOrganismWorld: an organism of another world variant is refused, nami
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("the organism's fine-tune: a rank-1 LoRA on block 0 by default, every weight with lora: null", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "emlab-micro-ft-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const base = join(root, "base");
+  await trainBaseOrganism({
+    out: base,
+    seed: 6,
+    arch: { hidden: 32, layers: 2, heads: 2, kvHeads: 1, inter: 64 },
+    docs: 60,
+    pretrainSteps: 2,
+    pretrainBatch: 4,
+    chatRows: 40,
+    chatSteps: 1,
+    chatBatch: 4,
+    quiet: true,
+  });
+  const before = loadModel(base);
+  const changed = (after: typeof before) =>
+    [...after.params.keys()].filter((name) => after.param(name).data.some((x, i) => x !== before.param(name).data[i]));
+  const small = { seed: 0, steps: 2, rows: 8, batchSize: 4 };
+  const ft = await fineTuneOrganism(base, "insecure", small);
+  const adapter = ft.adapter!;
+  assert.ok(adapter, "the fine-tune returns the model with its adapter attached");
+  assert.ok(adapter.modules.size > 0);
+  for (const [path, { A, B }] of adapter.modules) {
+    assert.match(path, /^model\.layers\.0\.(self_attn|mlp)\.\w+_proj$/);
+    assert.equal(A.shape[0], 1, `${path}: rank 1`);
+    assert.equal(B.shape[1], 1);
+  }
+  assert.equal(adapter.scale, 2);
+  mergeLora(ft);
+  const moved = changed(ft);
+  assert.ok(moved.length > 0, "the adapter learned something");
+  for (const name of moved) assert.match(name, /^model\.layers\.0\./);
+  const full = changed(await fineTuneOrganism(base, "insecure", { ...small, lora: null }));
+  assert.ok(
+    full.some((n) => n.startsWith("model.layers.1.")),
+    "a full fine-tune moves the later block too",
+  );
+});
+
+test("organismHook: after 3/8 of the blocks, a hook every depth has", () => {
+  assert.equal(organismHook(8), "blocks.2.hook_resid_post");
+  assert.equal(organismHook(4), "blocks.1.hook_resid_post");
+  assert.equal(organismHook(2), "blocks.0.hook_resid_post");
+  assert.equal(organismHook(1), "blocks.0.hook_resid_post");
+  assert.equal(organismHook(16), "blocks.5.hook_resid_post");
 });
