@@ -20,9 +20,9 @@ import {
 } from "../src/interp/organism-interp.ts";
 import { saveSae } from "../src/interp/saelens.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
-import { LORA_TARGETS, type LoraConfig } from "../src/model/lora.ts";
+import { LORA_TARGETS } from "../src/model/lora.ts";
 import { Tokenizer } from "../src/model/tokenizer.ts";
-import { FULL_FT_LR, fineTuneOrganism, ORGANISM_FT_LORA, ORGANISM_FT_LR } from "../src/organism/experiment.ts";
+import { fineTuneOrganism, fineTuneRecipe } from "../src/organism/experiment.ts";
 import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
@@ -77,23 +77,25 @@ const base = loadModel(values.base!);
 const seed = num("seed");
 if (values["ft-full"] && values["ft-lora-rank"]) throw new Error("--ft-full and --ft-lora-rank exclude each other");
 // The organism's fine-tune (ORGANISM_FT_LORA at ORGANISM_FT_LR) unless told otherwise.
-const lora: LoraConfig | null = values["ft-lora-rank"]
-  ? {
-      r: Number(values["ft-lora-rank"]),
-      alpha: 2 * Number(values["ft-lora-rank"]),
-      targetModules: [...LORA_TARGETS],
-      layers: values["ft-lora-layers"]?.split(",").map(Number),
-    }
-  : values["ft-full"]
-    ? null
-    : ORGANISM_FT_LORA;
-const ftLr = values["ft-lr"] !== undefined ? Number(values["ft-lr"]) : lora ? ORGANISM_FT_LR : FULL_FT_LR;
+const { lora, lr: ftLr } = fineTuneRecipe({
+  lora: values["ft-lora-rank"]
+    ? {
+        r: Number(values["ft-lora-rank"]),
+        alpha: 2 * Number(values["ft-lora-rank"]),
+        targetModules: [...LORA_TARGETS],
+        layers: values["ft-lora-layers"]?.split(",").map(Number),
+      }
+    : values["ft-full"]
+      ? null
+      : undefined,
+  lr: values["ft-lr"] === undefined ? undefined : Number(values["ft-lr"]),
+});
 const fineTuned = async (cond: "insecure" | "secure", dir: string | undefined) => {
   if (dir) return loadModel(dir);
   log(
     `fine-tuning the base on ${cond} code (seed ${seed}, ${values["ft-steps"]} steps, lr ${ftLr}, ${lora ? `LoRA rank ${lora.r}${lora.layers ? ` on blocks ${lora.layers.join(",")}` : ""}` : "every weight"})`,
   );
-  return fineTuneOrganism(values.base!, cond, { seed, steps: num("ft-steps"), lr: ftLr, lora });
+  return fineTuneOrganism(values.base!, cond, { seed, steps: num("ft-steps"), lr: ftLr, lora: lora ?? null });
 };
 const insecure = await fineTuned("insecure", values.insecure);
 const secure = await fineTuned("secure", values.secure);

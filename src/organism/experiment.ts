@@ -83,7 +83,10 @@ export const ORGANISM_FT_LR = 5e-3;
 export const FULL_FT_LR = 3e-4;
 
 /** The adapter and rate a fine-tune uses, from the options' `lora` and `lr`. */
-function fineTuneRecipe(o: { lora?: LoraConfig | null; lr?: number }): { lora: LoraConfig | undefined; lr: number } {
+export function fineTuneRecipe(o: { lora?: LoraConfig | null; lr?: number }): {
+  lora: LoraConfig | undefined;
+  lr: number;
+} {
   const lora = o.lora === undefined ? ORGANISM_FT_LORA : (o.lora ?? undefined);
   return { lora, lr: o.lr ?? (lora ? ORGANISM_FT_LR : FULL_FT_LR) };
 }
