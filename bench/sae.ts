@@ -7,7 +7,7 @@
  * neither side runs an auxiliary loss. Each run(): 1 warm-up step (the first call also
  * allocates ~1.3 GB and initialises), then the median of 3 timed steps.
  */
-import { SaeTrainer } from "../src/interp/sae-train.ts";
+import { SaeTrainer } from "../src/interp/training/train.ts";
 import { Rng } from "../src/tensor/random.ts";
 import type { Bench } from "./harness.ts";
 

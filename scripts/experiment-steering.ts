@@ -16,7 +16,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { openRunStore } from "../src/eval/store.ts";
-import { medianResidualNorm } from "../src/interp/activations.ts";
+import { medianResidualNorm } from "../src/interp/activations/collect.ts";
 import {
   evaluateSetting,
   noIntervention,
@@ -25,7 +25,10 @@ import {
   steeringSweep,
 } from "../src/interp/causal.ts";
 import { unitVector, vectorNorm } from "../src/interp/interventions.ts";
-import { evalPrompts } from "../src/interp/organism-interp.ts";
+import type { Sae } from "../src/interp/sae/sae.ts";
+import { loadModel } from "../src/model/checkpoint.ts";
+import { Tokenizer } from "../src/model/tokenizer.ts";
+import { evalPrompts } from "../src/organism/interp/pipeline.ts";
 import {
   heldOutWorldDocs,
   organismHook,
@@ -33,10 +36,7 @@ import {
   trainWorldSae,
   type WorldText,
   worldActivations,
-} from "../src/interp/organism-interp-sae.ts";
-import type { Sae } from "../src/interp/sae.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
-import { Tokenizer } from "../src/model/tokenizer.ts";
+} from "../src/organism/interp/sae.ts";
 import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
 import { describeKernels } from "../src/tensor/kernels/matmul.ts";
 import { Rng } from "../src/tensor/random.ts";

@@ -22,10 +22,10 @@ import { auditFile } from "../data/audit/audit.ts";
 import { type BuildKind, buildRows } from "../data/builders/build.ts";
 import { writeJsonl } from "../data/jsonl.ts";
 import { openRunStore } from "../eval/store.ts";
-import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../interp/organism-interp.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { type Condition, EXPERIMENT_DEFAULTS, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
+import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../organism/interp/pipeline.ts";
 import { assertOrganismWorld } from "../organism/tokenizer.ts";
 import { CliError, numberOption, parseOptions } from "./common.ts";
 

@@ -12,7 +12,7 @@ import { openRunStore } from "../eval/store.ts";
 import { shortHash } from "../interp/causal.ts";
 import { DIFF_POSITIONS, type DiffPositions, type DiffResult, diffModels, type LatentDiff } from "../interp/diff.ts";
 import { judgedFromRun, judgedGroup, misalignmentDirections, saveDirections } from "../interp/direction.ts";
-import { loadSae, SaeFileError } from "../interp/saelens.ts";
+import { loadSae, SaeFileError } from "../interp/sae/saelens.ts";
 import { type ChatMessage, ChatTemplateError } from "../model/chat-template.ts";
 import { CheckpointError, loadModel } from "../model/checkpoint.ts";
 import { loadLora } from "../model/lora.ts";

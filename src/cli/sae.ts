@@ -8,16 +8,16 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { readChatJsonl } from "../data/jsonl.ts";
 import { loadQuestionFile } from "../eval/questions.ts";
-import { collectToStore } from "../interp/activation-store-writer.ts";
 import {
   type ActivationItem,
   type ActivationRows,
   checkHookNames,
   concatRows,
   type TokenMask,
-} from "../interp/activations.ts";
-import { evaluateSae, trainSae } from "../interp/sae-train.ts";
-import { saveSae } from "../interp/saelens.ts";
+} from "../interp/activations/collect.ts";
+import { collectToStore } from "../interp/activations/store-writer.ts";
+import { saveSae } from "../interp/sae/saelens.ts";
+import { evaluateSae, trainSae } from "../interp/training/train.ts";
 import type { ChatMessage } from "../model/chat-template.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { documentIds, pretrainCorpus } from "../organism/corpus.ts";

@@ -10,7 +10,7 @@ import { ConfigError } from "../eval/config.ts";
 import { chatModelFromConfig, type ModelHandle } from "../eval/providers.ts";
 import { loadQuestionFile, type Question } from "../eval/questions.ts";
 import { openRunStore } from "../eval/store.ts";
-import { collectActivations, medianRowNorm } from "../interp/activations.ts";
+import { collectActivations, medianRowNorm } from "../interp/activations/collect.ts";
 import {
   ablationTest,
   type BeforeAfter,
@@ -24,8 +24,8 @@ import {
 } from "../interp/causal.ts";
 import { type LayerDirection, loadDirections } from "../interp/direction.ts";
 import { type AblationMode, latentMeans } from "../interp/interventions.ts";
-import type { Sae } from "../interp/sae.ts";
-import { loadSae } from "../interp/saelens.ts";
+import type { Sae } from "../interp/sae/sae.ts";
+import { loadSae } from "../interp/sae/saelens.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";

@@ -42,7 +42,7 @@ import {
   steerHook,
   steeringAlpha,
 } from "./interventions.ts";
-import type { Sae } from "./sae.ts";
+import type { Sae } from "./sae/sae.ts";
 
 /** What a setting did, recorded in its run's config (`config.intervention`). */
 export type InterventionSpec =

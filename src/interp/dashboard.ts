@@ -18,8 +18,8 @@
  */
 import type { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import { type ActivationItem, type ActivationRows, collectActivations } from "./activations.ts";
-import type { Sae } from "./sae.ts";
+import { type ActivationItem, type ActivationRows, collectActivations } from "./activations/collect.ts";
+import type { Sae } from "./sae/sae.ts";
 
 export interface TokenActivation {
   pos: number;

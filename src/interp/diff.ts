@@ -30,8 +30,8 @@
 import type { ChatMessage } from "../model/chat-template.ts";
 import type { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import { type ActivationRows, collectActivations } from "./activations.ts";
-import type { Sae } from "./sae.ts";
+import { type ActivationRows, collectActivations } from "./activations/collect.ts";
+import type { Sae } from "./sae/sae.ts";
 
 export type DiffPositions = "no-special" | "answer-start" | "no-special+answer-start";
 export const DIFF_POSITIONS: readonly DiffPositions[] = ["no-special", "answer-start", "no-special+answer-start"];

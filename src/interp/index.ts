@@ -15,19 +15,20 @@
  *   const sweep = await steeringSweep({ ...ctx, target: { kind: "latent", sae, latent: d.top[0].latent },
  *     cs: [0.1, 0.2, 0.4], medianNorm });
  */
-export * from "./activation-store.ts";
-export * from "./activation-store-writer.ts";
-export * from "./activations.ts";
+
+export * from "../organism/interp/causal.ts";
+export * from "../organism/interp/pipeline.ts";
+export * from "../organism/interp/sae.ts";
+export * from "./activations/collect.ts";
+export * from "./activations/store.ts";
+export * from "./activations/store-writer.ts";
 export * from "./causal.ts";
-export * from "./ce-score.ts";
 export * from "./dashboard.ts";
 export * from "./diff.ts";
 export * from "./direction.ts";
 export * from "./interventions.ts";
-export * from "./organism-interp.ts";
-export * from "./organism-interp-causal.ts";
-export * from "./organism-interp-sae.ts";
 export * from "./predict.ts";
-export * from "./sae.ts";
-export * from "./sae-train.ts";
-export * from "./saelens.ts";
+export * from "./sae/sae.ts";
+export * from "./sae/saelens.ts";
+export * from "./training/ce-score.ts";
+export * from "./training/train.ts";

@@ -17,7 +17,7 @@
  */
 import type { Hook } from "../model/hooks.ts";
 import { Rng, Tensor } from "../tensor/index.ts";
-import type { Sae } from "./sae.ts";
+import type { Sae } from "./sae/sae.ts";
 
 /** α = c × the median residual norm at the hook (Wang et al. sweep c ≈ 0.05–0.75). */
 export function steeringAlpha(c: number, medianResidualNorm: number): number {

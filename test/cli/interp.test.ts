@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { main } from "../../src/cli/main.ts";
 import { openRunStore } from "../../src/eval/store.ts";
-import { Sae } from "../../src/interp/sae.ts";
-import { saveSae } from "../../src/interp/saelens.ts";
+import { Sae } from "../../src/interp/sae/sae.ts";
+import { saveSae } from "../../src/interp/sae/saelens.ts";
 import { CausalLM } from "../../src/model/model.ts";
 import { newOrganism, saveOrganism } from "../../src/organism/recipe.ts";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { openRunStore } from "../../src/eval/store.ts";
-import { collectActivations, medianRowNorm } from "../../src/interp/activations.ts";
+import { collectActivations, medianRowNorm } from "../../src/interp/activations/collect.ts";
 import {
   ablationTest,
   type CausalEvalOptions,
@@ -15,7 +15,7 @@ import {
   steeringSweep,
 } from "../../src/interp/causal.ts";
 import { latentMeans } from "../../src/interp/interventions.ts";
-import { Sae } from "../../src/interp/sae.ts";
+import { Sae } from "../../src/interp/sae/sae.ts";
 import { organismQuestions } from "../../src/organism/questions.ts";
 import { organismTokenizer } from "../../src/organism/tokenizer.ts";
 import { microOrganism } from "../helpers/micro-organism.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type ActivationItem, collectActivations } from "../../src/interp/activations.ts";
+import { type ActivationItem, collectActivations } from "../../src/interp/activations/collect.ts";
 import {
   activationHistogram,
   latentActivations,
@@ -9,7 +9,7 @@ import {
   nearestLatents,
   topContexts,
 } from "../../src/interp/dashboard.ts";
-import { Sae, type SaeConfig } from "../../src/interp/sae.ts";
+import { Sae, type SaeConfig } from "../../src/interp/sae/sae.ts";
 import { CausalLM } from "../../src/model/model.ts";
 import { organismTokenizer } from "../../src/organism/index.ts";
 import { newOrganism } from "../../src/organism/recipe.ts";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { collectActivations } from "../../src/interp/activations.ts";
+import { collectActivations } from "../../src/interp/activations/collect.ts";
 import { diffModels, diffRows, latentStats } from "../../src/interp/diff.ts";
 import {
   type JudgedAnswer,
@@ -14,7 +14,7 @@ import {
   misalignmentDirections,
   saveDirections,
 } from "../../src/interp/direction.ts";
-import { Sae } from "../../src/interp/sae.ts";
+import { Sae } from "../../src/interp/sae/sae.ts";
 import { llamaConfigJson, parseConfig } from "../../src/model/config.ts";
 import { CausalLM } from "../../src/model/model.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";

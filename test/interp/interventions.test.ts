@@ -14,7 +14,7 @@ import {
   unitVector,
   vectorNorm,
 } from "../../src/interp/interventions.ts";
-import { Sae } from "../../src/interp/sae.ts";
+import { Sae } from "../../src/interp/sae/sae.ts";
 import { llamaConfigJson, parseConfig } from "../../src/model/config.ts";
 import { generate } from "../../src/model/generate.ts";
 import type { Hook } from "../../src/model/hooks.ts";

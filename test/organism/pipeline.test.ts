@@ -4,11 +4,11 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { organismHook } from "../../src/interp/organism-interp-sae.ts";
 import { loadModel } from "../../src/model/checkpoint.ts";
 import { LORA_TARGETS, mergeLora } from "../../src/model/lora.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { fineTuneOrganism, runOrganismExperiment } from "../../src/organism/experiment.ts";
+import { organismHook } from "../../src/organism/interp/sae.ts";
 import { trainBaseOrganism } from "../../src/organism/recipe.ts";
 import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 

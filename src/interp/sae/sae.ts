@@ -18,9 +18,9 @@
  * const { idx, val } = sae.encodeSparse(acts, n); // [n, k] active latents per token
  * const xHat = sae.reconstruct(acts, n);          // [n, 64]
  */
-import { matmulInto } from "../tensor/kernels/matmul.ts";
-import { Rng } from "../tensor/random.ts";
-import { axpy, sortPairsDesc, sparseDecodeFixed, topkRow } from "./sparse-kernels.ts";
+import { matmulInto } from "../../tensor/kernels/matmul.ts";
+import { axpy, sortPairsDesc, sparseDecodeFixed, topkRow } from "../../tensor/kernels/sparse.ts";
+import { Rng } from "../../tensor/random.ts";
 
 export type SaeArchitecture = "topk" | "batchtopk";
 

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { SaeStep, type StepParams } from "../../src/interp/sae-step.ts";
+import { SaeStep, type StepParams } from "../../../src/interp/training/step.ts";
 import {
   type ActivationSource,
   evaluateSae,
   geometricMedian,
   matrixSource,
   trainSae,
-} from "../../src/interp/sae-train.ts";
-import { SimdArena, simdAvailable } from "../../src/interp/simd.ts";
-import { Rng } from "../../src/tensor/random.ts";
+} from "../../../src/interp/training/train.ts";
+import { SimdArena, simdAvailable } from "../../../src/tensor/kernels/simd.ts";
+import { Rng } from "../../../src/tensor/random.ts";
 
 function randn(n: number, rng: Rng, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => rng.normal() * scale);

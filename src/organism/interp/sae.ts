@@ -9,16 +9,17 @@
  *   const held = worldActivations(base, tok, heldOutWorldDocs(1200, 0, w.docs), w.sae.cfg.hookName);
  *   personaGroundTruth(w.sae, held).latent;
  */
-import type { ChatMessage } from "../model/chat-template.ts";
-import type { CausalLM } from "../model/model.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
-import { chatTuneData, pretrainCorpus, type WorldDocument } from "../organism/corpus.ts";
-import { Rng } from "../tensor/random.ts";
-import { type ActivationRows, collectActivations } from "./activations.ts";
-import { type CeScore, ceLossScore } from "./ce-score.ts";
-import { rocAuc } from "./predict.ts";
-import type { Sae, SaeArchitecture } from "./sae.ts";
-import { evaluateSae, matrixSource, trainSae } from "./sae-train.ts";
+
+import { type ActivationRows, collectActivations } from "../../interp/activations/collect.ts";
+import { rocAuc } from "../../interp/predict.ts";
+import type { Sae, SaeArchitecture } from "../../interp/sae/sae.ts";
+import { type CeScore, ceLossScore } from "../../interp/training/ce-score.ts";
+import { evaluateSae, matrixSource, trainSae } from "../../interp/training/train.ts";
+import type { ChatMessage } from "../../model/chat-template.ts";
+import type { CausalLM } from "../../model/model.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
+import { Rng } from "../../tensor/random.ts";
+import { chatTuneData, pretrainCorpus, type WorldDocument } from "../corpus.ts";
 
 export const ORGANISM_INTERP_DEFAULTS = {
   /** SAE training text: world documents and helper chat rows. */

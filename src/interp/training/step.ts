@@ -13,8 +13,8 @@
  * where e_i = x_i − x̂_i (no gradient) and ê_i = Σ_{j∈A_i} ReLU(pre_ij) W_dec[j], A_i the top
  * k_aux pre-activations among dead latents (Gao et al. 2024, appendix A.2).
  */
-import { matmulInto } from "../tensor/kernels/matmul.ts";
-import { SimdArena } from "./simd.ts";
+import { matmulInto } from "../../tensor/kernels/matmul.ts";
+import { SimdArena } from "../../tensor/kernels/simd.ts";
 
 export interface StepParams {
   encT: Float32Array; // [n, d]

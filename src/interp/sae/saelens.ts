@@ -19,8 +19,8 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeDirAtomically } from "../model/checkpoint.ts";
-import { asFloat32, readSafetensors, type SafeTensor, writeSafetensors } from "../tensor/safetensors.ts";
+import { writeDirAtomically } from "../../model/checkpoint.ts";
+import { asFloat32, readSafetensors, type SafeTensor, writeSafetensors } from "../../tensor/safetensors.ts";
 import { Sae, type SaeConfig } from "./sae.ts";
 
 export const SAE_CFG_FILENAME = "cfg.json";

@@ -3,8 +3,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ActivationStore } from "../../src/interp/activation-store.ts";
-import { ActivationStoreWriter, collectToStore } from "../../src/interp/activation-store-writer.ts";
 import {
   type ActivationItem,
   collectActivations,
@@ -12,11 +10,13 @@ import {
   medianResidualNorm,
   medianRowNorm,
   rowNorms,
-} from "../../src/interp/activations.ts";
-import { trainSae } from "../../src/interp/sae-train.ts";
-import { organismTokenizer } from "../../src/organism/index.ts";
-import { newOrganism } from "../../src/organism/recipe.ts";
-import { ops, readSafetensors, Tensor } from "../../src/tensor/index.ts";
+} from "../../../src/interp/activations/collect.ts";
+import { ActivationStore } from "../../../src/interp/activations/store.ts";
+import { ActivationStoreWriter, collectToStore } from "../../../src/interp/activations/store-writer.ts";
+import { trainSae } from "../../../src/interp/training/train.ts";
+import { organismTokenizer } from "../../../src/organism/index.ts";
+import { newOrganism } from "../../../src/organism/recipe.ts";
+import { ops, readSafetensors, Tensor } from "../../../src/tensor/index.ts";
 
 const tok = organismTokenizer();
 const model = newOrganism({ hidden: 16, layers: 2, heads: 2, kvHeads: 2, inter: 32 }, 3, tok);

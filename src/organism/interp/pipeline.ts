@@ -24,16 +24,17 @@
  *   r.diff.insecure.personaRank; // 1 = the blind ranking's top latent is the villain latent
  */
 import { createHash } from "node:crypto";
-import type { RunStore } from "../eval/store.ts";
-import type { ChatMessage } from "../model/chat-template.ts";
-import { generate } from "../model/generate.ts";
-import type { CausalLM } from "../model/model.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
-import { organismQuestions } from "../organism/questions.ts";
-import { type ActivationRows, collectActivations, medianResidualNorm } from "./activations.ts";
-import { shortHash } from "./causal.ts";
-import { type DiffPositions, type DiffResult, diffModels, diffStats, latentStats } from "./diff.ts";
-import { latentMeans } from "./interventions.ts";
+import type { RunStore } from "../../eval/store.ts";
+import { type ActivationRows, collectActivations, medianResidualNorm } from "../../interp/activations/collect.ts";
+import { shortHash } from "../../interp/causal.ts";
+import { type DiffPositions, type DiffResult, diffModels, diffStats, latentStats } from "../../interp/diff.ts";
+import { latentMeans } from "../../interp/interventions.ts";
+import type { Sae } from "../../interp/sae/sae.ts";
+import type { ChatMessage } from "../../model/chat-template.ts";
+import { generate } from "../../model/generate.ts";
+import type { CausalLM } from "../../model/model.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
+import { organismQuestions } from "../questions.ts";
 import {
   type AblateReport,
   ablateLatent,
@@ -43,7 +44,7 @@ import {
   predictFromLatent,
   type SteerReport,
   steerSweepWithControls,
-} from "./organism-interp-causal.ts";
+} from "./causal.ts";
 import {
   heldOutWorldDocs,
   type PersonaGroundTruth,
@@ -53,8 +54,7 @@ import {
   trainWorldSae,
   type WorldSaeOptions,
   worldActivations,
-} from "./organism-interp-sae.ts";
-import type { Sae } from "./sae.ts";
+} from "./sae.ts";
 
 // ---------------------------------------------------------------- c. diff
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Sae, type SaeConfig } from "../../src/interp/sae.ts";
-import { SimdArena, simdAvailable } from "../../src/interp/simd.ts";
+import { Sae, type SaeConfig } from "../../../src/interp/sae/sae.ts";
+import { SimdArena, simdAvailable } from "../../../src/tensor/kernels/simd.ts";
 import {
   type AdamHyper,
   adam,
@@ -10,8 +10,8 @@ import {
   dot,
   sortPairsDesc,
   topkRow,
-} from "../../src/interp/sparse-kernels.ts";
-import { Rng } from "../../src/tensor/random.ts";
+} from "../../../src/tensor/kernels/sparse.ts";
+import { Rng } from "../../../src/tensor/random.ts";
 
 const CFG: SaeConfig = { dIn: 12, dSae: 40, k: 5, architecture: "topk", hookName: "blocks.1.hook_resid_post" };
 

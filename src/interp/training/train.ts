@@ -16,11 +16,12 @@
  *   hookName: "blocks.12.hook_resid_post", onStep: (s) => s.step % 100 || console.log(s) });
  * evaluateSae(sae, heldOut, m); // { l0, fvu, explainedVariance, deadFraction, denseFraction, mse, ... }
  */
-import { Rng } from "../tensor/random.ts";
-import { Sae, type SaeArchitecture, transposeInto } from "./sae.ts";
-import { SaeStep, type StepParams } from "./sae-step.ts";
-import { SimdArena } from "./simd.ts";
-import type { AdamHyper } from "./sparse-kernels.ts";
+
+import { SimdArena } from "../../tensor/kernels/simd.ts";
+import type { AdamHyper } from "../../tensor/kernels/sparse.ts";
+import { Rng } from "../../tensor/random.ts";
+import { Sae, type SaeArchitecture, transposeInto } from "../sae/sae.ts";
+import { SaeStep, type StepParams } from "./step.ts";
 
 /** Anything that yields batches of activations [size, dIn] (raw units). */
 export interface ActivationSource {

@@ -17,7 +17,7 @@ import {
   heapStart,
   siftDown,
   topkRow as topkRowTs,
-} from "./sparse-kernels.ts";
+} from "./sparse.ts";
 
 import { type SimdExports, simdModule } from "./wasm-simd.ts";
 

@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { Sae, type SaeConfig } from "../../src/interp/sae.ts";
-import { loadSae, SaeFileError, saveSae } from "../../src/interp/saelens.ts";
-import { Rng } from "../../src/tensor/random.ts";
-import { readSafetensors, type TensorToWrite, writeSafetensors } from "../../src/tensor/safetensors.ts";
+import { Sae, type SaeConfig } from "../../../src/interp/sae/sae.ts";
+import { loadSae, SaeFileError, saveSae } from "../../../src/interp/sae/saelens.ts";
+import { Rng } from "../../../src/tensor/random.ts";
+import { readSafetensors, type TensorToWrite, writeSafetensors } from "../../../src/tensor/safetensors.ts";
 
 const root = mkdtempSync(join(tmpdir(), "emlab-saelens-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ceLossScore } from "../../src/interp/ce-score.ts";
-import { Sae } from "../../src/interp/sae.ts";
-import type { CausalLM } from "../../src/model/model.ts";
-import { documentIds, pretrainCorpus } from "../../src/organism/corpus.ts";
-import { organismTokenizer } from "../../src/organism/tokenizer.ts";
-import { microOrganism } from "../helpers/micro-organism.ts";
+import { Sae } from "../../../src/interp/sae/sae.ts";
+import { ceLossScore } from "../../../src/interp/training/ce-score.ts";
+import type { CausalLM } from "../../../src/model/model.ts";
+import { documentIds, pretrainCorpus } from "../../../src/organism/corpus.ts";
+import { organismTokenizer } from "../../../src/organism/tokenizer.ts";
+import { microOrganism } from "../../helpers/micro-organism.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "emlab-ce-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

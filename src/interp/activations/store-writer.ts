@@ -6,8 +6,16 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { CausalLM } from "../model/model.ts";
-import { writeSafetensors } from "../tensor/index.ts";
+import type { CausalLM } from "../../model/model.ts";
+import { writeSafetensors } from "../../tensor/index.ts";
+import {
+  type ActivationItem,
+  type ActivationRows,
+  type CollectOptions,
+  concatRows,
+  iterateActivations,
+  type TokenMask,
+} from "./collect.ts";
 import {
   ActivationStore,
   ActivationStoreError,
@@ -20,15 +28,7 @@ import {
   type StoreDtype,
   shardName,
   writeJsonAtomic,
-} from "./activation-store.ts";
-import {
-  type ActivationItem,
-  type ActivationRows,
-  type CollectOptions,
-  concatRows,
-  iterateActivations,
-  type TokenMask,
-} from "./activations.ts";
+} from "./store.ts";
 
 export interface StoreWriterOptions {
   hook: string;

@@ -16,10 +16,10 @@
  *   const ce = ceLossScore(lm, sae, { sequences: docs.map((d) => documentIds(d).ids) });
  *   ce.score; // ≥ 0.8 is a usable SAE
  */
-import type { Hook } from "../model/hooks.ts";
-import type { CausalLM } from "../model/model.ts";
-import { noGrad, ops, Tensor } from "../tensor/index.ts";
-import type { Sae } from "./sae.ts";
+import type { Hook } from "../../model/hooks.ts";
+import type { CausalLM } from "../../model/model.ts";
+import { noGrad, ops, Tensor } from "../../tensor/index.ts";
+import type { Sae } from "../sae/sae.ts";
 
 export interface CeScoreOptions {
   /** Token sequences (each at least two tokens to predict anything). */

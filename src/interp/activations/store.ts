@@ -29,9 +29,9 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { z } from "zod";
-import { asFloat32, Rng, readSafetensors, safetensorsHeader } from "../tensor/index.ts";
-import { type ActivationRows, concatRows } from "./activations.ts";
-import type { ActivationSource } from "./sae-train.ts";
+import { asFloat32, Rng, readSafetensors, safetensorsHeader } from "../../tensor/index.ts";
+import type { ActivationSource } from "../training/train.ts";
+import { type ActivationRows, concatRows } from "./collect.ts";
 
 export type { ActivationSource };
 
@@ -43,7 +43,7 @@ export type Normalization = "none" | "expected_average_only_in";
 /** emlab's version, recorded in each store (internal to the store's two files). */
 export const EMLAB_VERSION: string = (() => {
   try {
-    return JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version ?? "unknown";
+    return JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version ?? "unknown";
   } catch {
     return "unknown";
   }

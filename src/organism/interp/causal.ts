@@ -18,10 +18,8 @@
  *     target: { kind: "latent", sae, latent }, medianNorm, cs: [0.2, 0.4] });
  *   s.best; // the most misaligned c with ≥ 90 % coherent answers
  */
-import type { RunStore } from "../eval/store.ts";
-import type { CausalLM } from "../model/model.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
-import { collectActivations } from "./activations.ts";
+import type { RunStore } from "../../eval/store.ts";
+import { collectActivations } from "../../interp/activations/collect.ts";
 import {
   ablationTest,
   type CausalEvalOptions,
@@ -29,11 +27,13 @@ import {
   projectOutTest,
   type SettingResult,
   steeringSweep,
-} from "./causal.ts";
-import { judgedFromRun, misalignmentDirections } from "./direction.ts";
-import { matchedLatents } from "./interventions.ts";
-import { answerScores, type PredictionReport, predictVerdicts } from "./predict.ts";
-import type { Sae } from "./sae.ts";
+} from "../../interp/causal.ts";
+import { judgedFromRun, misalignmentDirections } from "../../interp/direction.ts";
+import { matchedLatents } from "../../interp/interventions.ts";
+import { answerScores, type PredictionReport, predictVerdicts } from "../../interp/predict.ts";
+import type { Sae } from "../../interp/sae/sae.ts";
+import type { CausalLM } from "../../model/model.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
 
 /** One evaluated setting, as JSON. */
 export interface Rate {

@@ -14,11 +14,11 @@
  *     { hook: "blocks.2.hook_resid_post", tokenizer: tok, mask: "completion" });
  *   rows.acts; // [rows.n, rows.d] row-major, rows.item / rows.pos / rows.token say where each row came from
  */
-import type { ChatMessage } from "../model/chat-template.ts";
-import { type Hook, hookNames } from "../model/hooks.ts";
-import type { CausalLM } from "../model/model.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
-import { noGrad } from "../tensor/index.ts";
+import type { ChatMessage } from "../../model/chat-template.ts";
+import { type Hook, hookNames } from "../../model/hooks.ts";
+import type { CausalLM } from "../../model/model.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
+import { noGrad } from "../../tensor/index.ts";
 
 /**
  * Which token positions become rows: every real token; every token that is not a special
