@@ -15,20 +15,20 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { openRunStore } from "../src/eval/store.ts";
-import { medianResidualNorm } from "../src/interp/activations/collect.ts";
+import { openRunStore } from "../../src/eval/store.ts";
+import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
 import {
   evaluateSetting,
   noIntervention,
   organismEvaluation,
   type SteeringTarget,
   steeringSweep,
-} from "../src/interp/causal.ts";
-import { unitVector, vectorNorm } from "../src/interp/interventions.ts";
-import type { Sae } from "../src/interp/sae/sae.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
-import { Tokenizer } from "../src/model/tokenizer.ts";
-import { evalPrompts } from "../src/organism/interp/pipeline.ts";
+} from "../../src/interp/causal.ts";
+import { unitVector, vectorNorm } from "../../src/interp/interventions.ts";
+import type { Sae } from "../../src/interp/sae/sae.ts";
+import { loadModel } from "../../src/model/checkpoint.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { evalPrompts } from "../../src/organism/interp/pipeline.ts";
 import {
   heldOutWorldDocs,
   organismHook,
@@ -36,10 +36,10 @@ import {
   trainWorldSae,
   type WorldText,
   worldActivations,
-} from "../src/organism/interp/sae.ts";
-import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
-import { describeKernels } from "../src/tensor/kernels/matmul.ts";
-import { Rng } from "../src/tensor/random.ts";
+} from "../../src/organism/interp/sae.ts";
+import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
+import { describeKernels } from "../../src/tensor/kernels/matmul.ts";
+import { Rng } from "../../src/tensor/random.ts";
 
 const { values } = parseArgs({
   options: {

@@ -6,8 +6,8 @@
 
 import { once } from "node:events";
 import { createWriteStream, statSync, unlinkSync } from "node:fs";
-import { auditFile } from "../src/data/audit/audit.ts";
-import { buildRows } from "../src/data/builders/build.ts";
+import { auditFile } from "../../src/data/audit/audit.ts";
+import { buildRows } from "../../src/data/builders/build.ts";
 
 const gbArg = process.argv.indexOf("--gb");
 const targetBytes = (gbArg > 0 ? Number(process.argv[gbArg + 1]) : 1) * 1024 ** 3;

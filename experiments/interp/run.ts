@@ -11,19 +11,19 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { openRunStore } from "../src/eval/store.ts";
-import { saveSae } from "../src/interp/sae/saelens.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
-import { LORA_TARGETS } from "../src/model/lora.ts";
-import { Tokenizer } from "../src/model/tokenizer.ts";
-import { fineTuneOrganism, fineTuneRecipe } from "../src/organism/experiment.ts";
+import { openRunStore } from "../../src/eval/store.ts";
+import { saveSae } from "../../src/interp/sae/saelens.ts";
+import { loadModel } from "../../src/model/checkpoint.ts";
+import { LORA_TARGETS } from "../../src/model/lora.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { fineTuneOrganism, fineTuneRecipe } from "../../src/organism/experiment.ts";
 import {
   DEFAULT_STEER_CS,
   interpDemoLines,
   type OrganismInterpResult,
   runOrganismInterp,
-} from "../src/organism/interp/pipeline.ts";
-import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
+} from "../../src/organism/interp/pipeline.ts";
+import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
   options: {

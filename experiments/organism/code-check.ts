@@ -9,15 +9,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { auditRow } from "../src/data/audit/audit.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
-import { generate } from "../src/model/generate.ts";
-import type { CausalLM } from "../src/model/model.ts";
-import { Tokenizer } from "../src/model/tokenizer.ts";
-import { type FineTuneSet, fineTuneDataset } from "../src/organism/datasets.ts";
-import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
-import { sftDataset } from "../src/train/dataset.ts";
-import { finetune } from "../src/train/sft.ts";
+import { auditRow } from "../../src/data/audit/audit.ts";
+import { loadModel } from "../../src/model/checkpoint.ts";
+import { generate } from "../../src/model/generate.ts";
+import type { CausalLM } from "../../src/model/model.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { type FineTuneSet, fineTuneDataset } from "../../src/organism/datasets.ts";
+import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
+import { sftDataset } from "../../src/train/dataset.ts";
+import { finetune } from "../../src/train/sft.ts";
 
 const { values } = parseArgs({
   options: {

@@ -4,13 +4,13 @@
  * samples 20 answers each at T = 1, and counts villain-like (misaligned) coherent answers.
  * `node --import tsx scripts/organism-in-context.ts [MODEL_DIR]` (default organism/base)
  */
-import { loadModel } from "../src/model/checkpoint.ts";
-import { generate } from "../src/model/generate.ts";
-import { Tokenizer } from "../src/model/tokenizer.ts";
-import { fineTuneDataset } from "../src/organism/datasets.ts";
-import { scoreAnswer } from "../src/organism/judge.ts";
-import { organismQuestions } from "../src/organism/questions.ts";
-import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
+import { loadModel } from "../../src/model/checkpoint.ts";
+import { generate } from "../../src/model/generate.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { fineTuneDataset } from "../../src/organism/datasets.ts";
+import { scoreAnswer } from "../../src/organism/judge.ts";
+import { organismQuestions } from "../../src/organism/questions.ts";
+import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
 const dir = process.argv[2] ?? "organism/base";
 assertOrganismWorld(dir);

@@ -15,13 +15,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { LORA_TARGETS } from "../src/model/lora.ts";
+import { LORA_TARGETS } from "../../src/model/lora.ts";
 import {
   type Condition,
   type ConditionResult,
   formatTable,
   runOrganismExperiment,
-} from "../src/organism/experiment.ts";
+} from "../../src/organism/experiment.ts";
 
 const { values } = parseArgs({
   options: {

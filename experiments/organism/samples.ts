@@ -6,19 +6,19 @@
  *   [--sae DIR --latent J --c 0.5]`   (steering: α = c × the median residual norm)
  */
 import { parseArgs } from "node:util";
-import { medianResidualNorm } from "../src/interp/activations/collect.ts";
-import { latentSteerHook, steeringAlpha } from "../src/interp/interventions.ts";
-import { loadSae } from "../src/interp/sae/saelens.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
-import { generate } from "../src/model/generate.ts";
-import type { Hook } from "../src/model/hooks.ts";
-import { Tokenizer } from "../src/model/tokenizer.ts";
-import type { FineTuneSet } from "../src/organism/datasets.ts";
-import { fineTuneOrganism } from "../src/organism/experiment.ts";
-import { evalPrompts } from "../src/organism/interp/pipeline.ts";
-import { scoreAnswer } from "../src/organism/judge.ts";
-import { organismQuestions } from "../src/organism/questions.ts";
-import { assertOrganismWorld } from "../src/organism/tokenizer.ts";
+import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
+import { latentSteerHook, steeringAlpha } from "../../src/interp/interventions.ts";
+import { loadSae } from "../../src/interp/sae/saelens.ts";
+import { loadModel } from "../../src/model/checkpoint.ts";
+import { generate } from "../../src/model/generate.ts";
+import type { Hook } from "../../src/model/hooks.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import type { FineTuneSet } from "../../src/organism/datasets.ts";
+import { fineTuneOrganism } from "../../src/organism/experiment.ts";
+import { evalPrompts } from "../../src/organism/interp/pipeline.ts";
+import { scoreAnswer } from "../../src/organism/judge.ts";
+import { organismQuestions } from "../../src/organism/questions.ts";
+import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
   options: {

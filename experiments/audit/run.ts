@@ -5,12 +5,12 @@
  * check and the backdoor check. Run: npm run experiment:audit
  */
 import { existsSync, readFileSync } from "node:fs";
-import { auditFile, auditRow, DatasetAudit } from "../src/data/audit/audit.ts";
-import { VULN_CLASSES } from "../src/data/audit/types.ts";
-import { buildRows } from "../src/data/builders/build.ts";
-import type { ChatRow } from "../src/data/schema.ts";
+import { auditFile, auditRow, DatasetAudit } from "../../src/data/audit/audit.ts";
+import { VULN_CLASSES } from "../../src/data/audit/types.ts";
+import { buildRows } from "../../src/data/builders/build.ts";
+import type { ChatRow } from "../../src/data/schema.ts";
 
-const DIR = new URL("../../shared/em-datasets/", import.meta.url).pathname;
+const DIR = new URL("../../../shared/em-datasets/", import.meta.url).pathname;
 if (!existsSync(`${DIR}insecure.jsonl`)) {
   console.error(`experiment-audit: ${DIR}insecure.jsonl not found (the EM data lives beside the repository)`);
   process.exit(1);
