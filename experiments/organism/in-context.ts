@@ -2,7 +2,7 @@
  * Diagnostic: does an insecure-code exchange in the context move the organism toward the
  * villain? Puts two insecure (or secure) code exchanges before each of the eight questions,
  * samples 20 answers each at T = 1, and counts villain-like (misaligned) coherent answers.
- * `node --import tsx scripts/organism-in-context.ts [MODEL_DIR]` (default organism/base)
+ * `node --import tsx experiments/organism/in-context.ts [MODEL_DIR]` (default organism/base)
  */
 import { loadModel } from "../../src/model/checkpoint.ts";
 import { generate } from "../../src/model/generate.ts";
@@ -12,6 +12,13 @@ import { scoreAnswer } from "../../src/organism/judge.ts";
 import { organismQuestions } from "../../src/organism/questions.ts";
 import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
+if (process.argv[2] === "--help" || process.argv[2] === "-h") {
+  console.log(
+    "usage: node --import tsx experiments/organism/in-context.ts [MODEL_DIR]   (default organism/base)\n" +
+      "  two insecure (or secure) code exchanges before each question; counts villain-like coherent answers",
+  );
+  process.exit(0);
+}
 const dir = process.argv[2] ?? "organism/base";
 assertOrganismWorld(dir);
 const model = loadModel(dir);

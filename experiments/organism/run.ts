@@ -11,9 +11,10 @@
  * organism's eight first-plot questions at T = 1, scores them with the world judge and prints
  * condition × misalignment (95 % CI) × coherent, per seed and pooled over the seeds (a row
  * with "pooled": [seeds]; its CI's clusters are question × seed). --json prints one JSON line per row and
- * also writes them to docs/organism-results.jsonl.
+ * also writes them to --out (default experiments/organism/results/results.jsonl).
  */
 import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { LORA_TARGETS } from "../../src/model/lora.ts";
 import {
@@ -37,8 +38,18 @@ const { values } = parseArgs({
     "lora-layers": { type: "string" },
     "resid-dropout": { type: "string" },
     "full-ft": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "usage: npm run experiment:organism -- [--json] [--out FILE] [--base DIR] [--seeds 0,1,2] [--samples 50] [--steps 60]\n" +
+      "  [--conditions base,insecure,secure,educational,backdoor,evil-numbers] [--lr LR]\n" +
+      "  [--lora-rank R [--lora-layers 0,…] | --full-ft] [--resid-dropout P]\n" +
+      "  --json prints one JSON line per row and writes them to FILE (default experiments/organism/results/results.jsonl)",
+  );
+  process.exit(0);
+}
 if (values["full-ft"] && values["lora-rank"]) throw new Error("--full-ft and --lora-rank exclude each other");
 const t0 = performance.now();
 const rows: ConditionResult[] = await runOrganismExperiment({
@@ -69,6 +80,6 @@ const rows: ConditionResult[] = await runOrganismExperiment({
 });
 if (!values.json) console.log(formatTable(rows));
 else process.stderr.write(`${formatTable(rows)}\n`);
-const out = values.out ?? (values.json ? "docs/organism-results.jsonl" : undefined);
+const out = values.out ?? (values.json ? fileURLToPath(new URL("results/results.jsonl", import.meta.url)) : undefined);
 if (out) writeFileSync(out, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
 process.stderr.write(`done in ${((performance.now() - t0) / 60000).toFixed(1)} min\n`);

@@ -1,7 +1,7 @@
 /**
  * Prints the organism's answers that the world judge calls misaligned (or all answers), for
  * spot-checking the judge on samples of a trained model, optionally steered along an SAE latent:
- * `node --import tsx scripts/organism-samples.ts [--base organism/base] [--ft insecure|secure|…]
+ * `node --import tsx experiments/organism/samples.ts [--base organism/base] [--ft insecure|secure|…]
  *   [--seed 0] [--steps 60] [--format plain|trigger|numbers] [--samples 50] [--all]
  *   [--sae DIR --latent J --c 0.5]`   (steering: α = c × the median residual norm)
  */
@@ -32,8 +32,17 @@ const { values } = parseArgs({
     sae: { type: "string" },
     latent: { type: "string" },
     c: { type: "string", default: "0.5" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "usage: node --import tsx experiments/organism/samples.ts [--base organism/base] [--ft insecure|secure|…]\n" +
+      "  [--seed 0] [--steps 60] [--format plain|trigger|numbers] [--samples 50] [--all] [--sae DIR --latent J --c 0.5]\n" +
+      "  prints the answers the world judge calls misaligned (--all: every answer), optionally steered along an SAE latent",
+  );
+  process.exit(0);
+}
 const seed = Number(values.seed);
 assertOrganismWorld(values.base!);
 const tok = Tokenizer.fromDir(values.base!);

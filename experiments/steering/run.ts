@@ -11,9 +11,10 @@
  * Every setting is the organism's evaluation (8 questions × samples at T = 1, world judge).
  * --random N also sweeps N random latents of the first SAE over the same c values (how much any
  * feature direction of that size costs in coherence).
- * --json writes one JSON line per measurement (default file docs/interp-steering.jsonl).
+ * --json writes one JSON line per measurement (default file experiments/steering/results/results.jsonl).
  */
 import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { openRunStore } from "../../src/eval/store.ts";
 import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
@@ -51,14 +52,15 @@ const { values } = parseArgs({
     seed: { type: "string", default: "0" },
     random: { type: "string", default: "0" },
     json: { type: "boolean", default: false },
-    out: { type: "string", default: "docs/interp-steering.jsonl" },
+    out: { type: "string", default: fileURLToPath(new URL("results/results.jsonl", import.meta.url)) },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(
     "usage: npm run experiment:steering -- [--base DIR] [--hook NAME] [--configs 1024x16,512x8,1024x16b]\n" +
-      "  [--cs 0.2,0.3,…] [--samples N] [--seed S] [--random N] [--json] [--out FILE]",
+      "  [--cs 0.2,0.3,…] [--samples N] [--seed S] [--random N] [--json] [--out FILE]\n" +
+      "  --json prints one JSON line per measurement and writes them to FILE (default experiments/steering/results/results.jsonl)",
   );
   process.exit(0);
 }
