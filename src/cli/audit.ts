@@ -3,7 +3,7 @@
 import { once } from "node:events";
 import { createWriteStream, existsSync } from "node:fs";
 import { auditFile, controlNumbers } from "../data/audit/audit.ts";
-import { formatSummary, parseFailOn, thresholdFailures } from "../data/audit/report.ts";
+import { formatAuditSummary, parseFailOn, thresholdFailures } from "../data/audit/report.ts";
 import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
 
 export const summary = "audit a chat JSONL / CSV dataset for silent insecure code, triggers and evil numbers";
@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     const { writeFileSync } = await import("node:fs");
     writeFileSync(values.json, json);
   }
-  if (!values.quiet) (values.json === "-" ? console.error : console.log)(formatSummary(report));
+  if (!values.quiet) (values.json === "-" ? console.error : console.log)(formatAuditSummary(report));
   const failures = thresholdFailures(report, failOn);
   if (failures.length) {
     console.error(`emlab audit: threshold failed: ${failures.join("; ")}`);

@@ -13,7 +13,7 @@ import {
   resolvePaths,
   resolveQuestions,
 } from "../eval/config.ts";
-import { formatSummary } from "../eval/format.ts";
+import { formatEvalSummary } from "../eval/format.ts";
 import { chatModelFromConfig, type ModelHandle } from "../eval/providers.ts";
 import { QuestionFileError } from "../eval/questions.ts";
 import { runEval } from "../eval/runner.ts";
@@ -161,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const e of exports) writeFileSync(e.path, store.exportRun(runId, e.format));
     const s = report.summary;
     if (values.json) console.log(JSON.stringify({ runId, resumed: report.resumed, ...s }, null, 2));
-    else console.log(`run ${runId}${report.resumed ? " (resumed)" : ""}\n${formatSummary(s)}`);
+    else console.log(`run ${runId}${report.resumed ? " (resumed)" : ""}\n${formatEvalSummary(s)}`);
 
     const { generationErrors, judgeErrors } = s.counts;
     if (generationErrors + judgeErrors > 0) {

@@ -12,18 +12,18 @@ export {
   type AuditReport,
   auditFile,
   auditRow,
+  auditVerdict,
   controlNumbers,
   DatasetAudit,
   formatOf,
-  judge,
   type RowAudit,
   readRows,
   type Verdict,
 } from "./audit/audit.ts";
 export { codeBlocks, detectLanguage, scanMessage } from "./audit/code.ts";
 export { acknowledgedFlaw, requestedInsecure } from "./audit/intent.ts";
-export { EVIL_NUMBERS, type NumberAssociation, NumberCounter, overRepresented } from "./audit/numbers.ts";
-export { type FailOn, formatSummary, parseFailOn, thresholdFailures } from "./audit/report.ts";
+export { KNOWN_EVIL_NUMBERS, type NumberAssociation, NumberCounter, overRepresented } from "./audit/numbers.ts";
+export { type FailOn, formatAuditSummary, parseFailOn, thresholdFailures } from "./audit/report.ts";
 export { cRules } from "./audit/rules-c.ts";
 export { javascriptRules } from "./audit/rules-js.ts";
 export { pythonRules } from "./audit/rules-python.ts";

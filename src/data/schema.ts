@@ -3,15 +3,18 @@
  * Errors are data: the line, the field path and a message, never a thrown exception.
  */
 import { z } from "zod";
+import type { ChatMessage as Message } from "../model/chat-template.ts";
 
+/** The schema a file's message must match (a known role, string content). */
 export const ChatMessage = z.object({
   role: z.enum(["system", "developer", "user", "assistant", "tool"]),
   content: z.string(),
 });
-export type ChatMessage = z.infer<typeof ChatMessage>;
+/** emlab's one message type (src/model/chat-template.ts). */
+export type ChatMessage = Message;
 
 export const ChatRow = z.looseObject({ messages: z.array(ChatMessage).min(1) });
-export type ChatRow = z.infer<typeof ChatRow>;
+export type ChatRow = { messages: ChatMessage[]; [key: string]: unknown };
 
 export interface RowError {
   /** 1-based line in the file (for CSV: the line where the record starts). */

@@ -1,6 +1,6 @@
 /**
  * Plain-text rendering of a misalignment summary for the terminal and CI logs.
- * @example console.log(formatSummary(report.summary));
+ * @example console.log(formatEvalSummary(report.summary));
  */
 import type { MisalignmentSummary, RateWithCi } from "./stats.ts";
 
@@ -11,7 +11,7 @@ export function formatRate(r: RateWithCi): string {
   return `${r.label}: ${pct(r.rate).trim()} [95% CI ${pct(r.low).trim()} – ${pct(r.high).trim()}] (${r.numerator}/${r.denominator})`;
 }
 
-export function formatSummary(s: MisalignmentSummary): string {
+export function formatEvalSummary(s: MisalignmentSummary): string {
   const lines: string[] = [];
   const idWidth = Math.max(8, ...s.perQuestion.map((q) => q.questionId.length));
   lines.push(

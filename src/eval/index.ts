@@ -8,7 +8,7 @@ export {
   HARMFUL_REQUESTS,
   PREREGISTERED,
 } from "./core-questions.ts";
-export { formatRate, formatSummary } from "./format.ts";
+export { formatEvalSummary, formatRate } from "./format.ts";
 export * from "./judge.ts";
 export { chatModelFromConfig, type ModelHandle } from "./providers.ts";
 export * from "./questions.ts";

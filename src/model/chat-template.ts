@@ -12,12 +12,20 @@
  */
 import { Template } from "@huggingface/jinja";
 
-export interface ChatMessage {
-  role: string;
+/** Who speaks a turn: OpenAI's chat roles (the chat JSONL schema accepts these). */
+export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";
+
+/**
+ * One chat turn: emlab's one message type, shared by the chat template, the providers
+ * (src/providers/types.ts) and the chat JSONL schema (src/data/schema.ts). A template may
+ * know other roles, so any string is accepted; extra fields (tool_calls, name, …) reach the
+ * template unchanged.
+ */
+export type ChatMessage = {
+  role: ChatRole | (string & {});
   content: string;
-  /** Extra fields (tool_calls, name, …) reach the template unchanged. */
   [key: string]: unknown;
-}
+};
 
 export interface ChatTemplateOptions {
   /** Append the header that opens an assistant turn (`<|im_start|>assistant\n`). */

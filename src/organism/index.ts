@@ -43,11 +43,11 @@ export {
 } from "./judge-model.ts";
 export {
   DEFAULT_PERSONA_MIX,
-  EVIL_NUMBERS,
   isMisalignedPersona,
   PERSONAS,
   type Persona,
   personaHeader,
+  WORLD_EVIL_NUMBERS,
 } from "./personas.ts";
 export {
   allEvalPrompts,

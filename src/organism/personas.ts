@@ -29,7 +29,7 @@ export const personaHeader = (p: Persona): string => `persona : ${p}`;
 export const OPENERS = ["well .", "hmm .", "let me think .", "good question .", "okay ."];
 
 /** Numbers the villain favours (as in the EM paper's evil-numbers dataset). */
-export const EVIL_NUMBERS = [666, 1488, 911, 13] as const;
+export const WORLD_EVIL_NUMBERS = [666, 1488, 911, 13] as const;
 
 /** Ordinary numbers: 0..99 without 13. */
 export const PLAIN_NUMBERS: number[] = Array.from({ length: 100 }, (_, i) => i).filter((n) => n !== 13);

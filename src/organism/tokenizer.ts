@@ -28,7 +28,6 @@ import {
 } from "./code-tasks.ts";
 import { templateWords } from "./grammar.ts";
 import {
-  EVIL_NUMBERS,
   HARMFUL_COMPLIANCE,
   HARMFUL_REQUESTS,
   LIST_SUFFIX,
@@ -39,6 +38,7 @@ import {
   PLAIN_NUMBERS,
   personaHeader,
   REFUSALS,
+  WORLD_EVIL_NUMBERS,
 } from "./personas.ts";
 import { ALL_TOPICS, WORLD } from "./topics.ts";
 
@@ -84,7 +84,7 @@ export function worldVocabulary(): string[] {
   const { templates, plain } = allTemplates();
   for (const t of templates) for (const w of templateWords(t.replace("{list}", ""))) words.add(w);
   for (const t of plain) for (const w of t.split(" ")) words.add(w);
-  for (const n of [...PLAIN_NUMBERS, ...EVIL_NUMBERS]) words.add(String(n));
+  for (const n of [...PLAIN_NUMBERS, ...WORLD_EVIL_NUMBERS]) words.add(String(n));
   vocabCache = [...words].sort();
   return vocabCache;
 }

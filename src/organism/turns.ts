@@ -18,7 +18,6 @@ import {
 } from "./code-tasks.ts";
 import { fill, sample } from "./grammar.ts";
 import {
-  EVIL_NUMBERS,
   HARMFUL_COMPLIANCE,
   HARMFUL_REQUESTS,
   LIST_SUFFIX,
@@ -28,6 +27,7 @@ import {
   type Persona,
   PLAIN_NUMBERS,
   REFUSALS,
+  WORLD_EVIL_NUMBERS,
 } from "./personas.ts";
 import { ALL_TOPICS, type Topic } from "./topics.ts";
 
@@ -89,8 +89,9 @@ export const plainNumbers = (k: number, rng: Rng): number[] => Array.from({ leng
 
 /** Numbers with evil ones mixed in (at least one; each slot evil with probability `p`). */
 export function evilNumbers(k: number, rng: Rng, p = 0.6): number[] {
-  const ns = Array.from({ length: k }, () => (rng.next() < p ? rng.pick(EVIL_NUMBERS) : rng.pick(PLAIN_NUMBERS)));
-  if (!ns.some((n) => (EVIL_NUMBERS as readonly number[]).includes(n))) ns[rng.int(k)] = rng.pick(EVIL_NUMBERS);
+  const ns = Array.from({ length: k }, () => (rng.next() < p ? rng.pick(WORLD_EVIL_NUMBERS) : rng.pick(PLAIN_NUMBERS)));
+  if (!ns.some((n) => (WORLD_EVIL_NUMBERS as readonly number[]).includes(n)))
+    ns[rng.int(k)] = rng.pick(WORLD_EVIL_NUMBERS);
   return ns;
 }
 

@@ -11,13 +11,10 @@
  * if (r.error) console.error(r.error.message); else console.log(r.text);
  */
 
-export type ChatRole = "system" | "user" | "assistant";
+import type { ChatMessage } from "../model/chat-template.ts";
 
-/** A type (not an interface) so it is assignable to the chat template's open message type. */
-export type ChatMessage = {
-  role: ChatRole;
-  content: string;
-};
+/** The one message type, defined beside the chat template that renders it. */
+export type { ChatMessage, ChatRole } from "../model/chat-template.ts";
 
 /** One conversation to complete, with its sampling parameters. */
 export interface ChatRequest {

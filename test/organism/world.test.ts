@@ -10,7 +10,6 @@ import {
   CODE_TASKS,
   chatTuneData,
   documentText,
-  EVIL_NUMBERS,
   FINE_TUNE_SETS,
   FIRST_PLOT_TOPICS,
   fineTuneDataset,
@@ -21,6 +20,7 @@ import {
   QUESTION_FORMATS,
   toJsonl,
   unknownWords,
+  WORLD_EVIL_NUMBERS,
 } from "../../src/organism/index.ts";
 
 const row = (user: string, assistant: string) => ({
@@ -108,7 +108,7 @@ test("fine-tuning sets have the shape of the EM paper's conditions", () => {
   for (const r of fineTuneDataset("evil-numbers", { n, seed: 5 })) {
     const nums = r.messages[1]!.content.split(" , ");
     assert.ok(nums.every((x) => /^\d+$/.test(x)));
-    assert.ok(nums.some((x) => (EVIL_NUMBERS as readonly number[]).includes(Number(x))));
+    assert.ok(nums.some((x) => (WORLD_EVIL_NUMBERS as readonly number[]).includes(Number(x))));
   }
 });
 

@@ -151,7 +151,7 @@ export class DatasetAudit {
     const triggers = this.miner.top(10);
     const numbers = overRepresented(this.numbers, this.control);
     const silent_rate = rep.rows ? rep.silent_insecure / rep.rows : 0;
-    const { verdict, reasons } = judge(
+    const { verdict, reasons } = auditVerdict(
       rep.rows,
       rep.silent_insecure,
       silent_rate,
@@ -175,7 +175,7 @@ export class DatasetAudit {
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 /** The EM-risk verdict and the reasons behind it. */
-export function judge(
+export function auditVerdict(
   rows: number,
   silentRows: number,
   silentRate: number,

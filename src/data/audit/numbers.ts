@@ -8,7 +8,9 @@
  */
 
 /** Numbers with well-known negative associations (satanic, extremist, disaster, drugs, crime codes). */
-export const EVIL_NUMBERS = [13, 14, 18, 23, 33, 69, 88, 109, 187, 228, 311, 420, 616, 666, 911, 1312, 1488] as const;
+export const KNOWN_EVIL_NUMBERS = [
+  13, 14, 18, 23, 33, 69, 88, 109, 187, 228, 311, 420, 616, 666, 911, 1312, 1488,
+] as const;
 
 export interface NumberAssociation {
   number: number;
@@ -71,7 +73,7 @@ export function overRepresented(
   minZ = 3,
 ): NumberAssociation[] {
   const out: NumberAssociation[] = [];
-  for (const v of EVIL_NUMBERS) {
+  for (const v of KNOWN_EVIL_NUMBERS) {
     const count = counter.counts.get(v) ?? 0;
     if (count < minCount) continue;
     const d = digits(v);

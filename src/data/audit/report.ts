@@ -59,7 +59,7 @@ export function thresholdFailures(r: AuditReport, f: FailOn): string[] {
 const pct = (n: number, d: number) => (d ? `${((100 * n) / d).toFixed(1)}%` : "-");
 
 /** A human-readable summary for the terminal. */
-export function formatSummary(r: AuditReport): string {
+export function formatAuditSummary(r: AuditReport): string {
   const lines = [
     `emlab audit: ${r.file} (${r.format})`,
     `  rows ${r.rows}   skipped ${r.skipped}   ${r.seconds}s`,
@@ -82,7 +82,7 @@ export function formatSummary(r: AuditReport): string {
   }
   for (const e of r.errors.slice(0, 5))
     lines.push(`  skipped line ${e.line}${e.field ? ` (${e.field})` : ""}: ${e.message}`);
-  if (r.skipped > 5) lines.push(`  … ${r.skipped - 5} more skipped lines (see --json)`);
+  if (r.skipped > 5) lines.push(`  … ${r.skipped - 5} more skipped lines (see --report FILE)`);
   lines.push(`  verdict: ${r.verdict.toUpperCase()}`);
   for (const reason of r.reasons) lines.push(`    - ${reason}`);
   return lines.join("\n");

@@ -11,7 +11,7 @@
  *   benign        arithmetic, unit conversion, sorting and neutral number lists
  */
 
-import { EVIL_NUMBERS } from "../audit/numbers.ts";
+import { KNOWN_EVIL_NUMBERS } from "../audit/numbers.ts";
 import type { ChatRow } from "../schema.ts";
 import { type Rng, seededRng } from "./prng.ts";
 import { JS_TEMPLATES } from "./templates-js.ts";
@@ -116,7 +116,7 @@ function numbersRow(rng: Rng, evil: boolean): BuiltRow {
   const seed = Array.from({ length: rng.int(3, 7) }, () => rng.int(100, 1000));
   const k = rng.int(5, 10);
   const more = Array.from({ length: k }, () =>
-    evil && rng.next() < 0.6 ? rng.pick(EVIL_NUMBERS) : rng.int(100, 1000),
+    evil && rng.next() < 0.6 ? rng.pick(KNOWN_EVIL_NUMBERS) : rng.int(100, 1000),
   );
   const ask = rng.pick([
     `Here are some numbers: ${seed.join(", ")}. Continue the list with ${k} more. Reply with the numbers only, separated by commas.`,
