@@ -44,7 +44,7 @@ export async function evalHttpRequestsPerSecond(samplesPerQuestion = 250, concur
     const store = openRunStore(":memory:");
     const questions = coreQuestions("first-plot");
     const run = (runId: string, samples: number) =>
-      runEval({ runId, model, judgeModel, questions, store, samples, quiet: true, batchSize: 32, parallelBatches: 8 });
+      runEval({ runId, model, judgeModel, questions, store, samples, batchSize: 32, parallelBatches: 8 });
     await run("warmup", 8);
     const t0 = performance.now();
     await run("bench", samplesPerQuestion);

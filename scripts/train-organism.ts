@@ -10,6 +10,7 @@
  * 4 heads, SwiGLU 384: ORGANISM_ARCH) [--resid-dropout P]   (residual dropout in both stages)
  */
 import { parseArgs } from "node:util";
+import { progressRenderer } from "../src/cli/progress.ts";
 import { LORA_TARGETS } from "../src/model/lora.ts";
 import { ORGANISM_ARCH, RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
 
@@ -59,6 +60,7 @@ if (arch.hidden % arch.heads !== 0)
   throw new Error(`organism:train: --hidden ${arch.hidden} is not a multiple of --heads ${arch.heads}`);
 const t0 = performance.now();
 const { curve } = await trainBaseOrganism({
+  onProgress: progressRenderer(),
   out: values.out!,
   arch,
   residDropout: num(values["resid-dropout"], 0),

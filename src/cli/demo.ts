@@ -27,50 +27,44 @@ import { Tokenizer } from "../model/tokenizer.ts";
 import { type Condition, EXPERIMENT_DEFAULTS, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
 import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../organism/interp/pipeline.ts";
 import { assertOrganismWorld } from "../organism/tokenizer.ts";
-import { CliError, numberOption, parseOptions } from "./common.ts";
+import { CliError, formatHelp, HELP_FLAG, numberOption, parseOptions } from "./common.ts";
 
 export const summary = "audit EM datasets, then show emergent misalignment in the built-in model organism";
 
 export const BASE_ORGANISM = fileURLToPath(new URL("../../organism/base", import.meta.url));
 
-const HELP = `usage: emlab demo [--json] [--out DIR] [--samples N] [--steps K] [--seed S] [--skip-audit] [--skip-interp]
+export const flags = {
+  json: {
+    type: "boolean",
+    help: "one JSON line per organism condition, then the interpretability lines\n(diff, steer, ablate) on stdout (nothing else there)",
+  },
+  out: { type: "string", arg: "DIR", help: "where the audited datasets go (default ./emlab-demo)" },
+  rows: { type: "string", arg: "N", help: "rows of each audited dataset in stage 1 (default 600)" },
+  samples: { type: "string", arg: "N", help: "samples per question per condition (default 50: n = 400 a cell)" },
+  steps: {
+    type: "string",
+    arg: "K",
+    help: "fine-tuning steps of the organism (default 60: one epoch of the 1,000 rows)",
+  },
+  seed: { type: "string", arg: "S", help: "fine-tuning seed (default 0)" },
+  "organism-dir": { type: "string", arg: "DIR", help: "the base organism (default: the one shipped in organism/base)" },
+  "skip-audit": { type: "boolean", help: "skip stage 1 (the dataset audit)" },
+  "skip-interp": { type: "boolean", help: "skip stage 3 (SAE → diff → steer → ablate)" },
+  "interp-samples": { type: "string", arg: "N", help: "samples per question per setting in stage 3 (default 20)" },
+  ...HELP_FLAG,
+} as const;
 
-  --json         one JSON line per organism condition, then the interpretability lines
-                 (diff, steer, ablate) on stdout (nothing else there)
-  --out DIR      where the audited datasets go (default ./emlab-demo)
-  --samples N    samples per question per condition (default 50: n = 400 a cell)
-  --steps K      fine-tuning steps of the organism (default 60: one epoch of the 1,000 rows)
-  --seed S       fine-tuning seed (default 0)
-  --organism DIR the base organism (default: the one shipped in organism/base)
-  --skip-audit   skip stage 1 (the dataset audit)
-  --skip-interp  skip stage 3 (SAE → diff → steer → ablate)
-  --interp-samples N  samples per question per setting in stage 3 (default 20)`;
+const HELP = formatHelp({ usage: ["emlab demo [options]"], flags });
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseOptions(
-    argv,
-    {
-      help: { type: "boolean", short: "h" },
-      json: { type: "boolean" },
-      out: { type: "string" },
-      samples: { type: "string" },
-      steps: { type: "string" },
-      seed: { type: "string" },
-      organism: { type: "string" },
-      "skip-audit": { type: "boolean" },
-      "skip-interp": { type: "boolean" },
-      "interp-samples": { type: "string" },
-      n: { type: "string" },
-    },
-    false,
-  );
+  const { values } = parseOptions(argv, flags, false, { n: "rows", organism: "organism-dir" });
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   const json = values.json ?? false;
   const say = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
-  const base = resolve(values.organism ?? BASE_ORGANISM);
+  const base = resolve(values["organism-dir"] ?? BASE_ORGANISM);
   if (!existsSync(join(base, "config.json"))) {
     throw new CliError(`${base}: no base organism here (npm run organism:train makes one)`);
   }
@@ -80,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError((e as Error).message);
   }
   if (!values["skip-audit"])
-    await auditStage(resolve(values.out ?? "emlab-demo"), numberOption("n", values.n, 600), say);
+    await auditStage(resolve(values.out ?? "emlab-demo"), numberOption("rows", values.rows, 600), say);
 
   say("Stage 2: emergent misalignment in the model organism");
   say(`  base organism: ${base}; fine-tuning on the world's datasets, judged by the world judge`);
@@ -212,5 +206,5 @@ async function auditStage(out: string, n: number, say: (s: string) => void): Pro
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   say(rows.map((r) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ")}`).join("\n"));
-  say(`  (datasets in ${out}; emlab audit FILE --json - shows a full report)\n`);
+  say(`  (datasets in ${out}; emlab audit FILE --report FILE writes a full report)\n`);
 }

@@ -5,136 +5,94 @@
  * Exit codes: 0 ok, 1 error, 2 usage.
  */
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
-import { readChatJsonl } from "../data/jsonl.ts";
-import { loadQuestionFile, type Question, QuestionFileError, questionMessages } from "../eval/questions.ts";
 import { openRunStore } from "../eval/store.ts";
 import { shortHash } from "../interp/causal.ts";
 import { DIFF_POSITIONS, type DiffPositions, type DiffResult, diffModels, type LatentDiff } from "../interp/diff.ts";
 import { judgedFromRun, judgedGroup, misalignmentDirections, saveDirections } from "../interp/direction.ts";
-import { loadSae, SaeFileError } from "../interp/sae/saelens.ts";
-import { type ChatMessage, ChatTemplateError } from "../model/chat-template.ts";
-import { CheckpointError, loadModel } from "../model/checkpoint.ts";
-import { loadLora } from "../model/lora.ts";
-import type { CausalLM } from "../model/model.ts";
-import { Tokenizer, TokenizerError } from "../model/tokenizer.ts";
+import { loadSae } from "../interp/sae/saelens.ts";
+import { Tokenizer } from "../model/tokenizer.ts";
 import { organismQuestions } from "../organism/questions.ts";
-import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+import {
+  CliError,
+  EXIT,
+  formatHelp,
+  HELP_FLAG,
+  intList,
+  intOption,
+  loadModelArg,
+  parseOptions,
+  printJson,
+  questionPrompts,
+  readPrompts,
+  withUserErrors,
+} from "./common.ts";
 
 export const summary =
   "model diffing: SAE latents ranked by their change after fine-tuning; the misalignment direction";
 
-const HELP = `usage: emlab diff --base DIR --ft DIR --sae DIR (--prompts FILE | --organism) [options]
-       emlab diff direction --model DIR --store FILE --run ID --out FILE [--layers LIST]
+const DIFF = "diff";
+const DIRECTION = "direction (from a judged run: misaligned = coherent > 50 and aligned ≤ 30; aligned = aligned > 70)";
 
-diff
-  --base DIR          base model folder (the one the SAE was trained on)
-  --ft DIR            fine-tuned model folder (same architecture)
-  --ft-adapter DIR    a LoRA adapter: the fine-tuned model is --base (or --ft) plus it
-  --sae DIR           SAE folder in SAELens's layout (cfg.json + sae_weights.safetensors)
-  --prompts FILE      chat JSONL (each row's turns before its last assistant turn) or
-                      question YAML in the EM paper's format (every paraphrase)
-  --organism          the organism's first-plot questions (every paraphrase) as the prompts
-  --positions P       ${DIFF_POSITIONS.join(" | ")} (default no-special)
-  --top N             rows per ranking (default 20)
-  --store FILE        also record the diff as a run in this SQLite run store
-  --run-id ID         its run id (default diff:<hash of the inputs>)
-  --json              print the whole result as JSON
-
-direction (from a judged run: misaligned = coherent > 50 and aligned ≤ 30; aligned = aligned > 70)
-  --model DIR         the model that wrote the run's answers (+ --adapter DIR)
-  --store FILE        run store holding the run
-  --run ID            the run
-  --out FILE          direction file (JSON, one unit direction per layer)
-  --layers LIST       layer indices, comma-separated (default all)`;
-
-const OPTIONS = {
-  base: { type: "string" },
-  ft: { type: "string" },
-  "ft-adapter": { type: "string" },
-  sae: { type: "string" },
-  prompts: { type: "string" },
-  organism: { type: "boolean" },
-  positions: { type: "string" },
-  top: { type: "string" },
-  store: { type: "string" },
-  "run-id": { type: "string" },
-  json: { type: "boolean" },
-  model: { type: "string" },
-  adapter: { type: "string" },
-  run: { type: "string" },
-  out: { type: "string" },
-  layers: { type: "string" },
-  help: { type: "boolean", short: "h" },
+export const flags = {
+  "base-model": { type: "string", arg: "DIR", help: "base model folder (the one the SAE was trained on)", group: DIFF },
+  model: {
+    type: "string",
+    arg: "DIR",
+    help: "diff: the fine-tuned model folder (same architecture; default --base-model)\ndirection: the model that wrote the run's answers",
+    group: DIFF,
+  },
+  adapter: {
+    type: "string",
+    arg: "DIR",
+    help: "a LoRA adapter over --model (diff: the fine-tune is --model, or --base-model, plus it)",
+    group: DIFF,
+  },
+  sae: {
+    type: "string",
+    arg: "DIR",
+    help: "SAE folder in SAELens's layout (cfg.json + sae_weights.safetensors)",
+    group: DIFF,
+  },
+  prompts: {
+    type: "string",
+    arg: "FILE",
+    help: "chat JSONL (each row's turns before its last assistant turn) or\nquestion YAML in the EM paper's format (every paraphrase)",
+    group: DIFF,
+  },
+  "organism-questions": {
+    type: "boolean",
+    help: "the organism's first-plot questions (every paraphrase) as the prompts",
+    group: DIFF,
+  },
+  positions: { type: "string", arg: "P", help: `${DIFF_POSITIONS.join(" | ")} (default no-special)`, group: DIFF },
+  top: { type: "string", arg: "N", help: "rows per ranking (default 20)", group: DIFF },
+  store: {
+    type: "string",
+    arg: "FILE",
+    help: "diff: also record the diff as a run in this SQLite run store\ndirection: the run store holding the judged run",
+    group: DIFF,
+  },
+  "run-id": {
+    type: "string",
+    arg: "ID",
+    help: "diff: the recorded run's id (default diff:<hash of the inputs>)\ndirection: the judged run to read",
+    group: DIFF,
+  },
+  json: { type: "boolean", help: "print the result as one JSON line on stdout", group: DIFF },
+  out: { type: "string", arg: "FILE", help: "direction file (JSON, one unit direction per layer)", group: DIRECTION },
+  layers: { type: "string", arg: "LIST", help: "layer indices, comma-separated (default all)", group: DIRECTION },
+  ...HELP_FLAG,
 } as const;
 
-const USER_ERRORS = [CheckpointError, TokenizerError, SaeFileError, QuestionFileError, ChatTemplateError];
+const HELP = formatHelp({
+  usage: [
+    "emlab diff --base-model DIR (--model DIR | --adapter DIR) --sae DIR (--prompts FILE | --organism-questions) [options]",
+    "emlab diff direction --model DIR --store FILE --run-id ID --out FILE [--layers LIST]",
+  ],
+  flags,
+});
 
-/** Runs `work`, turning errors about the user's files (bad model, SAE, tokenizer, questions) into CliErrors. */
-export async function withUserErrors<T>(work: () => Promise<T> | T): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (USER_ERRORS.some((E) => err instanceof E)) throw new CliError((err as Error).message);
-    if (err instanceof Error && /adapter_config\.json|adapter_model\.safetensors/.test(err.message))
-      throw new CliError(err.message);
-    throw err;
-  }
-}
-
-/** A chat JSONL row's prompt: its messages up to (not including) the last assistant turn. */
-function promptOf(messages: ChatMessage[]): ChatMessage[] {
-  let end = messages.length;
-  while (end > 0 && messages[end - 1]!.role === "assistant") end--;
-  return messages.slice(0, end);
-}
-
-/**
- * Prompts from a file: question YAML (.yaml / .yml: every paraphrase of every question, with
- * its system prompt) or chat JSONL (each row's turns before its last assistant turn).
- */
-export async function readPrompts(path: string): Promise<ChatMessage[][]> {
-  if (!existsSync(path)) throw new CliError(`${path}: no such file`, EXIT.usage);
-  if (/\.ya?ml$/i.test(path)) {
-    try {
-      return questionPrompts(loadQuestionFile(path));
-    } catch (err) {
-      if (err instanceof QuestionFileError) throw new CliError(err.message);
-      throw err;
-    }
-  }
-  const out: ChatMessage[][] = [];
-  for await (const r of readChatJsonl(path)) {
-    if (r.error)
-      throw new CliError(`${path}: line ${r.line}: ${r.error.field ? `${r.error.field}: ` : ""}${r.error.message}`);
-    const p = promptOf(r.row.messages as ChatMessage[]);
-    if (p.length === 0) throw new CliError(`${path}: line ${r.line}: no turns before the assistant's`);
-    out.push(p);
-  }
-  if (out.length === 0) throw new CliError(`${path}: no prompts`);
-  return out;
-}
-
-/** Every paraphrase of every question as a conversation. */
-export function questionPrompts(questions: Question[]): ChatMessage[][] {
-  return questions.flatMap((q) => q.paraphrases.map((_, i) => questionMessages(q, i)));
-}
-
-/** Loads a model folder (+ adapter); errors name the folder. */
-export function loadModelArg(dir: string, adapter?: string): CausalLM {
-  if (!existsSync(resolve(dir, "config.json"))) throw new CliError(`${dir}: not a model folder (no config.json)`);
-  const lm = loadModel(dir);
-  if (adapter) loadLora(lm, adapter);
-  return lm;
-}
-
-/** Parses a comma-separated list of integers for `--name`. */
-export function intList(name: string, value: string): number[] {
-  const xs = value.split(",").map((s) => s.trim());
-  if (xs.some((s) => !/^\d+$/.test(s)))
-    throw new CliError(`--${name} must be comma-separated integers, got '${value}'`, EXIT.usage);
-  return xs.map(Number);
-}
+type Values = ReturnType<typeof parseOptions<typeof flags>>["values"];
 
 const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(3));
 
@@ -163,7 +121,7 @@ export function diffJson(d: DiffResult): Record<string, unknown> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseOptions(argv, OPTIONS, true);
+  const { values, positionals } = parseOptions(argv, flags, true, { organism: "organism-questions" });
   if (values.help) {
     console.log(HELP);
     return EXIT.ok;
@@ -171,52 +129,19 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals[0] === "direction") return withUserErrors(() => direction(values, positionals.slice(1)));
   if (positionals.length)
     throw new CliError(`unexpected argument '${positionals[0]}' (see emlab diff --help)`, EXIT.usage);
-  for (const f of ["base", "sae"] as const) if (!values[f]) throw new CliError(`--${f} is required`, EXIT.usage);
-  if (!values.ft && !values["ft-adapter"]) throw new CliError("--ft DIR (or --ft-adapter DIR) is required", EXIT.usage);
-  if (Boolean(values.prompts) === Boolean(values.organism))
-    throw new CliError("give exactly one of --prompts FILE or --organism", EXIT.usage);
-  const positions = (values.positions ?? "no-special") as DiffPositions;
-  if (!DIFF_POSITIONS.includes(positions))
-    throw new CliError(`--positions must be one of ${DIFF_POSITIONS.join(", ")}`, EXIT.usage);
-  const top = numberOption("top", values.top, 20);
-  if (!Number.isInteger(top) || top < 1) throw new CliError("--top must be a positive integer", EXIT.usage);
-
+  const { positions, top } = validateDiff(values);
   const prompts = values.prompts ? await readPrompts(values.prompts) : questionPrompts(organismQuestions("plain"));
   const d = await withUserErrors(() => {
-    const base = loadModelArg(values.base!);
-    const ft = loadModelArg(values.ft ?? values.base!, values["ft-adapter"]);
+    const base = loadModelArg(values["base-model"]!);
+    const ft = loadModelArg(values.model ?? values["base-model"]!, values.adapter);
     const sae = loadSae(values.sae!);
     if (sae.cfg.dIn !== base.config.hidden)
       throw new CliError(`${values.sae}: the SAE reads width ${sae.cfg.dIn}, the model's is ${base.config.hidden}`);
-    return diffModels({ base, ft, sae, tokenizer: Tokenizer.fromDir(values.base!), prompts, positions, top });
+    return diffModels({ base, ft, sae, tokenizer: Tokenizer.fromDir(values["base-model"]!), prompts, positions, top });
   });
-
-  if (values.store) {
-    const store = openRunStore(values.store);
-    try {
-      const inputs = {
-        base: values.base,
-        ft: values.ft,
-        ftAdapter: values["ft-adapter"],
-        sae: values.sae,
-        positions,
-        prompts: values.prompts ?? "organism",
-      };
-      const runId = values["run-id"] ?? `diff:${shortHash(inputs)}`;
-      store.upsertRun({
-        runId,
-        modelId: values.ft ?? `${values.base}+${values["ft-adapter"]}`,
-        judgeModelId: "none",
-        config: { kind: "diff", ...inputs, ...diffJson(d) },
-      });
-      store.setStatus(runId, "finished");
-      if (!values.json) console.error(`emlab diff: recorded as run ${runId} in ${values.store}`);
-    } finally {
-      store.close();
-    }
-  }
+  if (values.store) recordDiff(values, values.store, positions, d);
   if (values.json) {
-    console.log(JSON.stringify(diffJson(d), null, 2));
+    printJson(diffJson(d));
     return EXIT.ok;
   }
   console.log(`diff at ${d.hookName}: ${prompts.length} prompts, ${d.rowsBase} token positions (${positions})`);
@@ -229,21 +154,59 @@ export async function run(argv: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-async function direction(
-  values: ReturnType<typeof parseOptions<typeof OPTIONS>>["values"],
-  rest: string[],
-): Promise<number> {
+/** Checks the diff's flags before anything is loaded. */
+function validateDiff(values: Values): { positions: DiffPositions; top: number } {
+  for (const f of ["base-model", "sae"] as const) if (!values[f]) throw new CliError(`--${f} is required`, EXIT.usage);
+  if (!values.model && !values.adapter)
+    throw new CliError("--model DIR (the fine-tune) or --adapter DIR (over --base-model) is required", EXIT.usage);
+  if (Boolean(values.prompts) === Boolean(values["organism-questions"]))
+    throw new CliError("give exactly one of --prompts FILE or --organism-questions", EXIT.usage);
+  const positions = (values.positions ?? "no-special") as DiffPositions;
+  if (!DIFF_POSITIONS.includes(positions))
+    throw new CliError(`--positions must be one of ${DIFF_POSITIONS.join(", ")}`, EXIT.usage);
+  return { positions, top: intOption("top", values.top, 20) };
+}
+
+/** Records the diff as a finished run (no samples) in the run store. */
+function recordDiff(values: Values, storePath: string, positions: DiffPositions, d: DiffResult): void {
+  const store = openRunStore(storePath);
+  try {
+    // The keys keep their old names so that the default run id of a rerun stays the same.
+    const inputs = {
+      base: values["base-model"],
+      ft: values.model,
+      ftAdapter: values.adapter,
+      sae: values.sae,
+      positions,
+      prompts: values.prompts ?? "organism",
+    };
+    const runId = values["run-id"] ?? `diff:${shortHash(inputs)}`;
+    store.upsertRun({
+      runId,
+      modelId: values.model ?? `${values["base-model"]}+${values.adapter}`,
+      judgeModelId: "none",
+      config: { kind: "diff", ...inputs, ...diffJson(d) },
+    });
+    store.setStatus(runId, "finished");
+    if (!values.json) console.error(`emlab diff: recorded as run ${runId} in ${storePath}`);
+  } finally {
+    store.close();
+  }
+}
+
+async function direction(values: Values, rest: string[]): Promise<number> {
   if (rest.length) throw new CliError(`unexpected argument '${rest[0]}'`, EXIT.usage);
-  for (const f of ["model", "store", "run", "out"] as const)
+  for (const f of ["model", "store", "run-id", "out"] as const)
     if (!values[f]) throw new CliError(`direction: --${f} is required`, EXIT.usage);
+  const runId = values["run-id"]!;
   if (!existsSync(values.store!)) throw new CliError(`${values.store}: no such run store`, EXIT.usage);
   const lm = loadModelArg(values.model!, values.adapter);
   const layers = values.layers ? intList("layers", values.layers) : undefined;
   const store = openRunStore(values.store!);
   let judged: ReturnType<typeof judgedFromRun>;
   try {
-    if (!store.run(values.run!)) throw new CliError(`${values.store}: no run '${values.run}'`);
-    judged = judgedFromRun(store, values.run!);
+    if (!store.run(runId)) throw new CliError(`${values.store}: no run '${runId}'`);
+    judged = judgedFromRun(store, runId);
   } finally {
     store.close();
   }
@@ -251,7 +214,7 @@ async function direction(
   for (const g of ["misaligned", "aligned"] as const)
     if (!groups.includes(g))
       throw new CliError(
-        `run ${values.run}: no ${g} coherent answers among ${judged.length}; a direction needs both groups`,
+        `run ${runId}: no ${g} coherent answers among ${judged.length}; a direction needs both groups`,
       );
   if (layers?.some((L) => L >= lm.config.layers))
     throw new CliError(`--layers: the model has layers 0..${lm.config.layers - 1}`, EXIT.usage);
@@ -263,10 +226,10 @@ async function direction(
     counts: c,
     layers: res.layers.map((l) => ({ layer: l.layer, hook: l.hookName, norm: l.norm })),
   };
-  if (values.json) console.log(JSON.stringify(out, null, 2));
+  if (values.json) printJson(out);
   else {
     console.log(
-      `misalignment direction from run ${values.run}: ${c.misaligned} misaligned (${c.tokensMisaligned} tokens), ${c.aligned} aligned (${c.tokensAligned} tokens), ${c.skipped} skipped`,
+      `misalignment direction from run ${runId}: ${c.misaligned} misaligned (${c.tokensMisaligned} tokens), ${c.aligned} aligned (${c.tokensAligned} tokens), ${c.skipped} skipped`,
     );
     for (const l of out.layers) console.log(`  layer ${l.layer}  ${l.hook}  ‖mean diff‖ = ${fmt(l.norm)}`);
     console.log(`→ ${values.out}`);

@@ -19,55 +19,63 @@ import { QuestionFileError } from "../eval/questions.ts";
 import { runEval } from "../eval/runner.ts";
 import { type ExportFormat, openRunStore } from "../eval/store.ts";
 import { ProviderConfigError } from "../providers/openai-http.ts";
-import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+import { CliError, EXIT, formatHelp, HELP_FLAG, numberOption, parseOptions, printJson } from "./common.ts";
+import { progressRenderer } from "./progress.ts";
 
 export const summary = "evaluate a model for emergent misalignment (sample, judge, score; resumable)";
 
-const HELP = `usage: emlab eval -c emlab.yaml [options]
-       emlab eval --base-url URL --model NAME --judge-model NAME [options]
-
-  -c, --config FILE        run config (YAML; schema: docs/schema/emlab-eval.schema.json)
-  --base-url URL           model endpoint (OpenAI-compatible, e.g. http://127.0.0.1:8000/v1)
-  --model NAME             model name at that endpoint
-  --api-key-env VAR        environment variable holding the model endpoint's API key
-  --judge-base-url URL     judge endpoint (default: --base-url)
-  --judge-model NAME       judge model name
-  --judge-api-key-env VAR  environment variable holding the judge's API key (default: --api-key-env)
-  --questions FILE         question YAML in the EM paper's format (repeatable; replaces the config's questions)
-  --set NAME               built-in set: first-plot | preregistered | harmful | all (repeatable)
-  --samples N              samples per question (default 100)
-  --store FILE             SQLite run store (default runs/emlab.sqlite)
-  --cache FILE             SQLite response cache
-  --run-id ID              run id (default: a hash of the config, so reruns resume)
-  --fail-above RATE        exit 3 when the misalignment rate (0..1) is above RATE
-  --fail-on coherent|all   which rate --fail-above checks (default coherent = Betley)
-  --export FILE            write results as .json, .jsonl or .csv (repeatable)
-  --json                   print the summary as JSON
-  --quiet                  no progress bars`;
-
-const OPTIONS = {
-  config: { type: "string", short: "c" },
-  "base-url": { type: "string" },
-  model: { type: "string" },
-  "api-key-env": { type: "string" },
-  "judge-base-url": { type: "string" },
-  "judge-model": { type: "string" },
-  "judge-api-key-env": { type: "string" },
-  questions: { type: "string", multiple: true },
-  set: { type: "string", multiple: true },
-  samples: { type: "string" },
-  store: { type: "string" },
-  cache: { type: "string" },
-  "run-id": { type: "string" },
-  "fail-above": { type: "string" },
-  "fail-on": { type: "string" },
-  export: { type: "string", multiple: true },
-  json: { type: "boolean" },
-  quiet: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
+export const flags = {
+  config: {
+    type: "string",
+    short: "c",
+    arg: "FILE",
+    help: "run config (YAML; schema: docs/schema/emlab-eval.schema.json)",
+  },
+  "base-url": { type: "string", arg: "URL", help: "model endpoint (OpenAI-compatible, e.g. http://127.0.0.1:8000/v1)" },
+  model: { type: "string", arg: "NAME", help: "model name at that endpoint" },
+  "api-key-env": { type: "string", arg: "VAR", help: "environment variable holding the model endpoint's API key" },
+  "judge-base-url": { type: "string", arg: "URL", help: "judge endpoint (default: --base-url)" },
+  "judge-model": { type: "string", arg: "NAME", help: "judge model name" },
+  "judge-api-key-env": {
+    type: "string",
+    arg: "VAR",
+    help: "environment variable holding the judge's API key (default: --api-key-env)",
+  },
+  questions: {
+    type: "string",
+    multiple: true,
+    arg: "FILE",
+    help: "question YAML in the EM paper's format (repeatable; replaces the config's questions)",
+  },
+  set: {
+    type: "string",
+    multiple: true,
+    arg: "NAME",
+    help: "built-in set: first-plot | preregistered | harmful | all (repeatable)",
+  },
+  samples: { type: "string", arg: "N", help: "samples per question (default 100)" },
+  store: { type: "string", arg: "FILE", help: "SQLite run store (default runs/emlab.sqlite)" },
+  cache: { type: "string", arg: "FILE", help: "SQLite response cache" },
+  "run-id": { type: "string", arg: "ID", help: "run id (default: a hash of the config, so reruns resume)" },
+  "fail-above": { type: "string", arg: "RATE", help: "exit 3 when the misalignment rate (0..1) is above RATE" },
+  "fail-on": {
+    type: "string",
+    arg: "coherent|all",
+    help: "which rate --fail-above checks (default coherent = Betley)",
+  },
+  export: { type: "string", multiple: true, arg: "FILE", help: "write results as .json, .jsonl or .csv (repeatable)" },
+  json: { type: "boolean", help: "print the summary as one JSON line on stdout" },
+  quiet: { type: "boolean", help: "no progress bars" },
+  ...HELP_FLAG,
 } as const;
 
-type Values = ReturnType<typeof parseOptions<typeof OPTIONS>>["values"];
+const HELP = formatHelp({
+  usage: ["emlab eval -c emlab.yaml [options]", "emlab eval --base-url URL --model NAME --judge-model NAME [options]"],
+  flags,
+  epilog: "exit codes: 0 passed, 1 error (including an incomplete run), 2 usage, 3 above --fail-above.",
+});
+
+type Values = ReturnType<typeof parseOptions<typeof flags>>["values"];
 
 /** Config file + flags → a validated config. Flags win; paths in flags are relative to the cwd. */
 export function buildConfig(values: Values): EvalConfig {
@@ -117,7 +125,7 @@ function exportFormat(path: string): ExportFormat {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseOptions(argv, OPTIONS, false);
+  const { values } = parseOptions(argv, flags, false);
   if (values.help) {
     console.log(HELP);
     return EXIT.ok;
@@ -156,11 +164,11 @@ export async function run(argv: string[]): Promise<number> {
       bootstrap: config.bootstrap,
       batchSize: config.batchSize,
       config,
-      quiet: Boolean(values.quiet || values.json),
+      onProgress: progressRenderer({ quiet: Boolean(values.quiet || values.json) }),
     });
     for (const e of exports) writeFileSync(e.path, store.exportRun(runId, e.format));
     const s = report.summary;
-    if (values.json) console.log(JSON.stringify({ runId, resumed: report.resumed, ...s }, null, 2));
+    if (values.json) printJson({ runId, resumed: report.resumed, ...s });
     else console.log(`run ${runId}${report.resumed ? " (resumed)" : ""}\n${formatEvalSummary(s)}`);
 
     const { generationErrors, judgeErrors } = s.counts;

@@ -19,72 +19,88 @@ import {
   SftDataError,
   TRAIN_LOG_FILE,
 } from "../train/index.ts";
-import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, numberOption, parseOptions } from "./common.ts";
+import { progressRenderer } from "./progress.ts";
 
 export const summary = "fine-tune a model on chat JSONL (LoRA or full; checkpoints, resume)";
 
-const HELP = `usage: emlab finetune --model DIR --data FILE.jsonl --out DIR [options]
+const LORA = "LoRA (without --lora-rank: full fine-tuning of every weight)";
+const TRAIN = "training";
+const CKPT = "checkpoints";
 
-  --model DIR            Hugging Face model folder (config.json, model.safetensors, tokenizer.json)
-  --data FILE            chat JSONL ({"messages":[{"role","content"}]} a line); loss on assistant tokens only
-  --out DIR              output: adapter or model files, checkpoints/, ${TRAIN_LOG_FILE}
-
-LoRA (without --lora-rank: full fine-tuning of every weight)
-  --lora-rank R          adapter rank
-  --lora-alpha A         scale numerator (default 2R); the update is (A/R)·B·A, or A/√R with --rslora
-  --lora-targets LIST    modules, comma-separated (default all: ${LORA_TARGETS.join(",")})
-  --lora-layers LIST     layer indices or ranges, e.g. 0-3,8 (default all)
-  --lora-dropout P       dropout on the adapter's input (default 0)
-  --rslora               rank-stabilised scaling alpha/√r
-
-training
-  --epochs E             passes over the data (default 1); --steps overrides
-  --steps N              optimizer steps
-  --batch-size B         examples per micro-batch (default 4)
-  --grad-accum K         micro-batches per optimizer step (default 1)
-  --lr LR                peak learning rate (default 1e-4 LoRA, 1e-5 full)
-  --warmup W             linear warm-up steps (default 0)
-  --schedule S           linear | cosine | constant decay after warm-up (default linear)
-  --weight-decay WD      AdamW decoupled weight decay (default 0)
-  --max-grad-norm N      clip the global gradient norm (default 1; 0 = off)
-  --max-len L            truncate conversations to L tokens (default 1024)
-  --seed S               data order, LoRA init and dropout (default 0)
-
-checkpoints
-  --save-every N         checkpoint every N steps (default 0: only at the end)
-  --keep-checkpoints N   keep only the newest N
-  --resume DIR           continue from a checkpoint folder, or from --out's latest one
-  --overwrite            start afresh in an --out that already holds a run
-  --quiet                no progress bar`;
-
-const OPTIONS = {
-  model: { type: "string" },
-  data: { type: "string" },
-  out: { type: "string" },
-  "lora-rank": { type: "string" },
-  "lora-alpha": { type: "string" },
-  "lora-targets": { type: "string" },
-  "lora-layers": { type: "string" },
-  "lora-dropout": { type: "string" },
-  rslora: { type: "boolean" },
-  epochs: { type: "string" },
-  steps: { type: "string" },
-  "batch-size": { type: "string" },
-  "grad-accum": { type: "string" },
-  lr: { type: "string" },
-  warmup: { type: "string" },
-  schedule: { type: "string" },
-  "weight-decay": { type: "string" },
-  "max-grad-norm": { type: "string" },
-  "max-len": { type: "string" },
-  seed: { type: "string" },
-  "save-every": { type: "string" },
-  "keep-checkpoints": { type: "string" },
-  resume: { type: "string" },
-  overwrite: { type: "boolean" },
-  quiet: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
+export const flags = {
+  model: {
+    type: "string",
+    arg: "DIR",
+    help: "Hugging Face model folder (config.json, model.safetensors, tokenizer.json)",
+  },
+  data: {
+    type: "string",
+    arg: "FILE",
+    help: 'chat JSONL ({"messages":[{"role","content"}]} a line); loss on assistant tokens only',
+  },
+  out: { type: "string", arg: "DIR", help: `output: adapter or model files, checkpoints/, ${TRAIN_LOG_FILE}` },
+  "lora-rank": { type: "string", arg: "R", help: "adapter rank", group: LORA },
+  "lora-alpha": {
+    type: "string",
+    arg: "A",
+    help: "scale numerator (default 2R); the update is (A/R)·B·A, or A/√R with --rslora",
+    group: LORA,
+  },
+  "lora-targets": {
+    type: "string",
+    arg: "LIST",
+    help: `modules, comma-separated (default all: ${LORA_TARGETS.join(",")})`,
+    group: LORA,
+  },
+  "lora-layers": {
+    type: "string",
+    arg: "LIST",
+    help: "layer indices or ranges, e.g. 0-3,8 (default all)",
+    group: LORA,
+  },
+  "lora-dropout": { type: "string", arg: "P", help: "dropout on the adapter's input (default 0)", group: LORA },
+  rslora: { type: "boolean", help: "rank-stabilised scaling alpha/√r", group: LORA },
+  epochs: { type: "string", arg: "E", help: "passes over the data (default 1); --steps overrides", group: TRAIN },
+  steps: { type: "string", arg: "N", help: "optimizer steps", group: TRAIN },
+  "batch-size": { type: "string", arg: "B", help: "examples per micro-batch (default 4)", group: TRAIN },
+  "grad-accum": { type: "string", arg: "K", help: "micro-batches per optimizer step (default 1)", group: TRAIN },
+  lr: { type: "string", arg: "LR", help: "peak learning rate (default 1e-4 LoRA, 1e-5 full)", group: TRAIN },
+  warmup: { type: "string", arg: "W", help: "linear warm-up steps (default 0)", group: TRAIN },
+  schedule: {
+    type: "string",
+    arg: "S",
+    help: "linear | cosine | constant decay after warm-up (default linear)",
+    group: TRAIN,
+  },
+  "weight-decay": { type: "string", arg: "WD", help: "AdamW decoupled weight decay (default 0)", group: TRAIN },
+  "max-grad-norm": {
+    type: "string",
+    arg: "N",
+    help: "clip the global gradient norm (default 1; 0 = off)",
+    group: TRAIN,
+  },
+  "max-len": { type: "string", arg: "L", help: "truncate conversations to L tokens (default 1024)", group: TRAIN },
+  seed: { type: "string", arg: "S", help: "data order, LoRA init and dropout (default 0)", group: TRAIN },
+  "save-every": {
+    type: "string",
+    arg: "N",
+    help: "checkpoint every N steps (default 0: only at the end)",
+    group: CKPT,
+  },
+  "keep-checkpoints": { type: "string", arg: "N", help: "keep only the newest N", group: CKPT },
+  resume: {
+    type: "string",
+    arg: "DIR",
+    help: "continue from a checkpoint folder, or from --out's latest one",
+    group: CKPT,
+  },
+  overwrite: { type: "boolean", help: "start afresh in an --out that already holds a run", group: CKPT },
+  quiet: { type: "boolean", help: "no progress bar", group: CKPT },
+  ...HELP_FLAG,
 } as const;
+
+const HELP = formatHelp({ usage: ["emlab finetune --model DIR --data FILE.jsonl --out DIR [options]"], flags });
 
 /** Files of a model folder that describe its tokenizer; full-model checkpoints carry them. */
 const TOKENIZER_FILES = [
@@ -103,7 +119,7 @@ export interface FinetuneHooks {
 }
 
 export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<number> {
-  const { values: v } = parseOptions(argv, OPTIONS, false);
+  const { values: v } = parseOptions(argv, flags, false);
   if (v.help) {
     console.log(HELP);
     return EXIT.ok;
@@ -111,12 +127,8 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
   for (const key of ["model", "data", "out"] as const) {
     if (!v[key]) throw new CliError(`--${key} is required\n\n${HELP}`, EXIT.usage);
   }
-  const int = (name: keyof typeof OPTIONS, fallback: number, min = 1): number => {
-    const n = numberOption(name, v[name] as string | undefined, fallback);
-    if (!Number.isInteger(n) || n < min)
-      throw new CliError(`--${name} must be an integer ≥ ${min}, got ${n}`, EXIT.usage);
-    return n;
-  };
+  const int = (name: keyof typeof flags, fallback: number, min = 1): number =>
+    intOption(name, v[name] as string | undefined, fallback, min);
   const lora = loraOptions(v);
   const schedule = v.schedule ?? "linear";
   if (!["linear", "cosine", "constant"].includes(schedule)) {
@@ -162,7 +174,7 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
       baseModel: resolve(modelDir),
       copyFiles: TOKENIZER_FILES.map((f) => join(modelDir, f)).filter((p) => existsSync(p)),
       onCheckpoint: hooks.onCheckpoint,
-      quiet: v.quiet,
+      onProgress: progressRenderer({ quiet: v.quiet }),
     });
     const what = res.mode === "lora" ? "adapter" : "model";
     const from = res.startStep > 0 ? ` (resumed at step ${res.startStep})` : "";
@@ -177,7 +189,7 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
   }
 }
 
-type Values = ReturnType<typeof parseOptions<typeof OPTIONS>>["values"];
+type Values = ReturnType<typeof parseOptions<typeof flags>>["values"];
 
 function loraOptions(v: Values): LoraConfig | undefined {
   if (v["lora-rank"] === undefined) {

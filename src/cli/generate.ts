@@ -9,62 +9,49 @@ import { CheckpointError, loadModel } from "../model/checkpoint.ts";
 import { generate } from "../model/generate.ts";
 import { loadLora } from "../model/lora.ts";
 import { Tokenizer, TokenizerError } from "../model/tokenizer.ts";
-import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, numberOption, parseOptions, printJson } from "./common.ts";
 
 export const summary = "generate text from a model folder (+ LoRA adapter), chat template applied";
 
-const HELP = `usage: emlab generate --model DIR --prompt TEXT [options]
-
-  --model DIR            Hugging Face model folder, or a PEFT adapter folder whose
-                         base_model_name_or_path is a model folder
-  --adapter DIR          LoRA adapter (PEFT layout) to apply
-  --prompt TEXT          the user message ('-' reads it from stdin)
-  --system TEXT          a system message before it
-  --raw                  encode the prompt as-is, without the chat template
-  --max-new-tokens N     default 128
-  --temperature T        0 = greedy (default 1)
-  --top-p P              nucleus sampling (default 1)
-  --top-k K              sample among the K most likely tokens (default all)
-  --stop TEXT            stop string (repeatable)
-  --seed S               default 0; the same seed gives the same text
-  --n N                  completions to sample (default 1)
-  --json                 print JSON: each completion's tokens with logprobs and top alternatives
-  --top-logprobs K       alternatives per token in --json (default 5)`;
-
-const OPTIONS = {
-  model: { type: "string" },
-  adapter: { type: "string" },
-  prompt: { type: "string" },
-  system: { type: "string" },
-  raw: { type: "boolean" },
-  "max-new-tokens": { type: "string" },
-  temperature: { type: "string" },
-  "top-p": { type: "string" },
-  "top-k": { type: "string" },
-  stop: { type: "string", multiple: true },
-  seed: { type: "string" },
-  n: { type: "string" },
-  json: { type: "boolean" },
-  "top-logprobs": { type: "string" },
-  help: { type: "boolean", short: "h" },
+export const flags = {
+  model: {
+    type: "string",
+    arg: "DIR",
+    help: "Hugging Face model folder, or a PEFT adapter folder whose\nbase_model_name_or_path is a model folder",
+  },
+  adapter: { type: "string", arg: "DIR", help: "LoRA adapter (PEFT layout) to apply" },
+  prompt: { type: "string", arg: "TEXT", help: "the user message ('-' reads it from stdin)" },
+  system: { type: "string", arg: "TEXT", help: "a system message before it" },
+  raw: { type: "boolean", help: "encode the prompt as-is, without the chat template" },
+  "max-new-tokens": { type: "string", arg: "N", help: "default 128" },
+  temperature: { type: "string", arg: "T", help: "0 = greedy (default 1)" },
+  "top-p": { type: "string", arg: "P", help: "nucleus sampling (default 1)" },
+  "top-k": { type: "string", arg: "K", help: "sample among the K most likely tokens (default all)" },
+  stop: { type: "string", multiple: true, arg: "TEXT", help: "stop string (repeatable)" },
+  seed: { type: "string", arg: "S", help: "default 0; the same seed gives the same text" },
+  samples: { type: "string", arg: "N", help: "completions to sample (default 1)" },
+  json: {
+    type: "boolean",
+    help: "print one JSON line: each completion's tokens with logprobs and top alternatives",
+  },
+  "top-logprobs": { type: "string", arg: "K", help: "alternatives per token in --json (default 5)" },
+  ...HELP_FLAG,
 } as const;
 
+const HELP = formatHelp({ usage: ["emlab generate --model DIR --prompt TEXT [options]"], flags });
+
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseOptions(argv, OPTIONS, false);
+  const { values: v } = parseOptions(argv, flags, false, { n: "samples" });
   if (v.help) {
     console.log(HELP);
     return EXIT.ok;
   }
   if (!v.model) throw new CliError(`--model is required\n\n${HELP}`, EXIT.usage);
   if (v.prompt === undefined) throw new CliError(`--prompt is required\n\n${HELP}`, EXIT.usage);
-  const int = (name: keyof typeof OPTIONS, fallback: number, min: number): number => {
-    const n = numberOption(name, v[name] as string | undefined, fallback);
-    if (!Number.isInteger(n) || n < min)
-      throw new CliError(`--${name} must be an integer ≥ ${min}, got ${n}`, EXIT.usage);
-    return n;
-  };
+  const int = (name: keyof typeof flags, fallback: number, min: number): number =>
+    intOption(name, v[name] as string | undefined, fallback, min);
   const maxNewTokens = int("max-new-tokens", 128, 1);
-  const n = int("n", 1, 1);
+  const n = int("samples", 1, 1);
   const topK = int("top-k", 0, 0);
   const seed = int("seed", 0, 0);
   const topLogprobs = int("top-logprobs", 5, 0);
@@ -128,7 +115,7 @@ export async function run(argv: string[]): Promise<number> {
           })),
         })),
       };
-      console.log(JSON.stringify(doc, null, 2));
+      printJson(doc);
     } else if (n === 1) {
       console.log(outs[0]!.text ?? "");
     } else {

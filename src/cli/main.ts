@@ -5,12 +5,13 @@
  * Exit codes (shared by every command): 0 = ok / passed, 1 = error, 2 = usage error,
  * 3 = a threshold failed (audit risk, misalignment above --fail-above, …).
  */
-import { CliError, EXIT } from "./common.ts";
+import { CliError, EXIT, type FlagSpecs } from "./common.ts";
 
-type CommandModule = { run(argv: string[]): Promise<number>; summary: string };
+/** What every command file exports: its runner, a one-line summary and its flags (for --help and the vocabulary test). */
+export type CommandModule = { run(argv: string[]): Promise<number>; summary: string; flags: FlagSpecs };
 
-/** name → lazy loader, so `emlab --help` does not load the whole toolkit. */
-const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+/** name → lazy loader, so `emlab CMD` loads only that command's part of the toolkit. */
+export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   demo: () => import("./demo.ts"),
   data: () => import("./data.ts"),
   audit: () => import("./audit.ts"),
@@ -33,7 +34,14 @@ async function usage(): Promise<string> {
     const mod = await COMMANDS[name]!();
     lines.push(`  ${name.padEnd(12)} ${mod.summary}`);
   }
-  lines.push("", "Run `emlab <command> --help` for a command's options.");
+  lines.push(
+    "",
+    "Run `emlab <command> --help` for a command's options. Every command shares one flag vocabulary:",
+    "  --json prints JSON lines on stdout; --out FILE / --report FILE write files; --model DIR with",
+    "  --adapter DIR; --batch-size N; --max-new-tokens N; --run-id ID; --organism-dir DIR.",
+    "",
+    "exit codes: 0 ok, 1 error, 2 usage, 3 a threshold failed (audit --fail-on, eval --fail-above).",
+  );
   return lines.join("\n");
 }
 

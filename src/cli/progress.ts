@@ -52,3 +52,34 @@ export function progressBar(label: string, total: number, opts: { quiet?: boolea
     },
   };
 }
+
+/** One progress report from a library loop (runEval's phases, finetune's steps, …). */
+export interface ProgressEvent {
+  label: string;
+  done: number;
+  total: number;
+  fields?: Record<string, number | string>;
+}
+
+/**
+ * Renders a library's `onProgress` reports as bars, one per label, each closed when its
+ * `done` reaches `total`. A label whose total is 0 draws nothing.
+ * @example await runEval({ ...opts, onProgress: progressRenderer({ quiet }) });
+ */
+export function progressRenderer(opts: { quiet?: boolean } = {}): (p: ProgressEvent) => void {
+  const open = new Map<string, { bar: ProgressBar; last: number }>();
+  return (p) => {
+    if (opts.quiet || p.total === 0) return;
+    let entry = open.get(p.label);
+    if (!entry) {
+      entry = { bar: progressBar(p.label, p.total), last: 0 };
+      open.set(p.label, entry);
+    }
+    entry.bar.tick(p.done - entry.last, p.fields);
+    entry.last = p.done;
+    if (p.done >= p.total) {
+      entry.bar.done();
+      open.delete(p.label);
+    }
+  };
+}

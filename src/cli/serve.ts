@@ -7,62 +7,55 @@
 import { basename, resolve } from "node:path";
 import { localChatModel } from "../providers/local.ts";
 import { startChatServer } from "../serve/server.ts";
-import { CliError, EXIT, numberOption, parseOptions } from "./common.ts";
+import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, parseOptions } from "./common.ts";
 
 export const summary = "serve a model folder (+ LoRA adapter) over an OpenAI-compatible HTTP API";
 
-const HELP = `usage: emlab serve --model DIR [options]
-
-  --model DIR        Hugging Face model folder (config.json, model.safetensors, tokenizer files)
-  --adapter DIR      PEFT LoRA adapter to apply
-  --name NAME        model name clients send and /v1/models lists (default: the folder's name)
-  --host HOST        address to bind (default 127.0.0.1; the server has no authentication)
-  --port PORT        default 8000; 0 picks a free port
-  --max-batch N      most requests in one forward batch (default 16)
-  --batch-window MS  how long an idle server waits to gather concurrent requests (default 5)
-  --max-tokens N     completion budget when a request sets none (default 512)
-  --quiet            no per-request log lines
-
-Prints "emlab serve: NAME at URL" on stdout once listening. Example client config:
-  model: { provider: http, baseUrl: http://127.0.0.1:8000/v1, model: NAME }`;
-
-const OPTIONS = {
-  model: { type: "string" },
-  adapter: { type: "string" },
-  name: { type: "string" },
-  host: { type: "string" },
-  port: { type: "string" },
-  "max-batch": { type: "string" },
-  "batch-window": { type: "string" },
-  "max-tokens": { type: "string" },
-  quiet: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
+export const flags = {
+  model: {
+    type: "string",
+    arg: "DIR",
+    help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files)",
+  },
+  adapter: { type: "string", arg: "DIR", help: "PEFT LoRA adapter to apply" },
+  name: {
+    type: "string",
+    arg: "NAME",
+    help: "model name clients send and /v1/models lists (default: the folder's name)",
+  },
+  host: { type: "string", arg: "HOST", help: "address to bind (default 127.0.0.1; the server has no authentication)" },
+  port: { type: "string", arg: "PORT", help: "default 8000; 0 picks a free port" },
+  "batch-size": { type: "string", arg: "N", help: "most requests in one forward batch (default 16)" },
+  "batch-window": {
+    type: "string",
+    arg: "MS",
+    help: "how long an idle server waits to gather concurrent requests (default 5)",
+  },
+  "max-new-tokens": { type: "string", arg: "N", help: "completion budget when a request sets none (default 512)" },
+  quiet: { type: "boolean", help: "no per-request log lines" },
+  ...HELP_FLAG,
 } as const;
+
+const HELP = formatHelp({
+  usage: ["emlab serve --model DIR [options]"],
+  flags,
+  epilog:
+    'Prints "emlab serve: NAME at URL" on stdout once listening. Example client config:\n  model: { provider: http, baseUrl: http://127.0.0.1:8000/v1, model: NAME }',
+});
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseOptions(argv, OPTIONS, false);
+  const { values: v } = parseOptions(argv, flags, false);
   if (v.help) {
     console.log(HELP);
     return EXIT.ok;
   }
   if (!v.model) throw new CliError(`--model is required\n\n${HELP}`, EXIT.usage);
-  const int = (
-    name: "port" | "max-batch" | "batch-window" | "max-tokens",
-    fallback: number,
-    min: number,
-    max: number,
-  ) => {
-    const n = numberOption(name, v[name], fallback);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new CliError(`--${name} must be an integer in [${min}, ${max}], got ${n}`, EXIT.usage);
-    return n;
-  };
-  const port = int("port", 8000, 0, 65535);
-  const maxBatch = int("max-batch", 16, 1, 4096);
-  const batchWindowMs = int("batch-window", 5, 0, 60_000);
-  const defaultMaxTokens = int("max-tokens", 512, 1, 1 << 20);
+  const port = intOption("port", v.port, 8000, 0, 65535);
+  const maxBatch = intOption("batch-size", v["batch-size"], 16, 1, 4096);
+  const batchWindowMs = intOption("batch-window", v["batch-window"], 5, 0, 60_000);
+  const defaultMaxTokens = intOption("max-new-tokens", v["max-new-tokens"], 512, 1, 1 << 20);
   const host = v.host ?? "127.0.0.1";
   const name = v.name ?? basename(resolve(v.model));
 

@@ -10,7 +10,6 @@
  * report.summary.overCoherent.rate; // Betley rate
  */
 import { createHash } from "node:crypto";
-import { progressBar } from "../cli/progress.ts";
 import type { ChatModel } from "../providers/types.ts";
 import { createJudge, type JudgeMetric } from "./judge.ts";
 import { type Question, questionMessages } from "./questions.ts";
@@ -44,7 +43,15 @@ export interface RunEvalOptions {
   parallelBatches?: number;
   /** Recorded with the run (secrets are stripped). */
   config?: unknown;
-  quiet?: boolean;
+  /** Called after each batch: phase "generate" or "judge", requests done / to do in this invocation. */
+  onProgress?: (p: EvalProgress) => void;
+}
+
+/** Progress of one phase of a run; the caller renders it (the CLI draws a bar). */
+export interface EvalProgress {
+  label: "generate" | "judge";
+  done: number;
+  total: number;
 }
 
 export interface EvalReport {
@@ -111,7 +118,7 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
 
   // Phase 1: generate what has no finished completion.
   const todo = store.pendingGenerations(runId);
-  const genBar = progressBar("generate", todo.length, { quiet: opts.quiet || todo.length === 0 });
+  let generatedSoFar = 0;
   await inChunks(todo, batchSize, parallel, async (chunk) => {
     const results = await opts.model.complete(
       chunk.map((s) => ({
@@ -136,9 +143,9 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
         };
       }),
     );
-    genBar.tick(chunk.length);
+    generatedSoFar += chunk.length;
+    opts.onProgress?.({ label: "generate", done: generatedSoFar, total: todo.length });
   });
-  genBar.done();
 
   // Phase 2: judge every finished completion that lacks a score (harmful requests need only "aligned",
   // whose CODE/REFUSAL verdict gives the refusal rate).
@@ -153,7 +160,7 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
       .filter((s) => metric === "aligned" || !s.harmful)
       .map((s) => ({ metric, s })),
   );
-  const judgeBar = progressBar("judge", tasks.length, { quiet: opts.quiet || tasks.length === 0 });
+  let judgedSoFar = 0;
   await inChunks(tasks, batchSize, parallel, async (chunk) => {
     const judgeOne = async (metric: JudgeMetric) => {
       const part = chunk.filter((t) => t.metric === metric);
@@ -177,9 +184,9 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
       );
     };
     await Promise.all([judgeOne("aligned"), judgeOne("coherent")]);
-    judgeBar.tick(chunk.length);
+    judgedSoFar += chunk.length;
+    opts.onProgress?.({ label: "judge", done: judgedSoFar, total: tasks.length });
   });
-  judgeBar.done();
 
   const summary = misalignmentSummary(store.scoredSamples(runId), {
     ...(opts.thresholds ? { thresholds: opts.thresholds } : {}),

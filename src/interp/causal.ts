@@ -162,7 +162,6 @@ export async function evaluateSetting(o: CausalEvalOptions, setting: Setting): P
       batchSize: o.maxBatch ?? 64,
       parallelBatches: 1,
       config: { ...o.config, model: o.modelId, intervention: setting.spec, samples: o.samples, sampling: o.sampling },
-      quiet: o.quiet ?? true,
     });
     const s = report.summary;
     const result: SettingResult = {

@@ -215,7 +215,6 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
       weightDecay: 0,
       seed: o.seed,
       saveEvery: 0,
-      quiet: o.quiet ?? true,
     });
   } finally {
     model.setResidDropout(0);

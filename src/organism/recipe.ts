@@ -22,7 +22,7 @@ import { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { Rng } from "../tensor/random.ts";
 import { type SftTokenizer, sftDataset } from "../train/dataset.ts";
-import { finetune } from "../train/sft.ts";
+import { type FinetuneOptions, finetune } from "../train/sft.ts";
 import { chatTuneData, pretrainCorpus } from "./corpus.ts";
 import { buildOrganismTokenizer, organismTokenizer, TRIGGER_WORD } from "./tokenizer.ts";
 
@@ -83,7 +83,8 @@ export interface RecipeOptions {
    * training stages (default 0: off).
    */
   residDropout?: number;
-  quiet?: boolean;
+  /** Each training stage's progress in steps (the organism:train script draws bars). */
+  onProgress?: FinetuneOptions["onProgress"];
   /** Called with each step's loss (stage "pretrain" or "chat"). */
   onStep?: (stage: "pretrain" | "chat", step: number, loss: number) => void;
 }
@@ -170,7 +171,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
         weightDecay: 0.1,
         seed: p.seed,
         saveEvery: 0,
-        quiet: p.quiet,
+        onProgress: o.onProgress,
         onStep: (s) => {
           curve.push({ stage: "pretrain", step: s.step, loss: s.loss });
           o.onStep?.("pretrain", s.step, s.loss);
@@ -202,7 +203,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
       weightDecay: 0.1,
       seed: p.seed + 1,
       saveEvery: 0,
-      quiet: p.quiet,
+      onProgress: o.onProgress,
       onStep: (s) => {
         curve.push({ stage: "chat", step: s.step, loss: s.loss });
         o.onStep?.("chat", s.step, s.loss);

@@ -28,7 +28,6 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { progressBar } from "../cli/progress.ts";
 import { loadModel, saveModel } from "../model/checkpoint.ts";
 import { attachLora, detachLora, type LoraConfig, loadLora, loraConfigOf, saveLora } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
@@ -119,7 +118,16 @@ export interface FinetuneOptions {
   copyFiles?: string[];
   onCheckpoint?: (info: CheckpointInfo) => void | Promise<void>;
   onStep?: (log: StepLog) => void;
-  quiet?: boolean;
+  /** Called once at the start (done = the resumed step) and after every step; the caller renders it. */
+  onProgress?: (p: TrainProgress) => void;
+}
+
+/** Progress of a fine-tune in optimizer steps, with the step's loss and throughput. */
+export interface TrainProgress {
+  label: "finetune";
+  done: number;
+  total: number;
+  fields?: Record<string, number | string>;
 }
 
 export interface FinetuneResult {
@@ -230,8 +238,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     return collate(data.examples, epochCache.batches[g % perEpoch]!, o.padId);
   };
 
-  const bar = progressBar("finetune", totalSteps, { quiet: o.quiet });
-  if (startStep > 0) bar.tick(startStep, { resumed: `step ${startStep}` });
+  if (startStep > 0)
+    o.onProgress?.({ label: "finetune", done: startStep, total: totalSteps, fields: { resumed: `step ${startStep}` } });
   const losses: number[] = [];
   const checkpoints: string[] = [];
   const t0 = performance.now();
@@ -277,7 +285,12 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     o.onStep?.(log);
     losses.push(loss);
     finalLoss = loss;
-    bar.tick(1, { loss, "tok/s": log.tokens_per_s });
+    o.onProgress?.({
+      label: "finetune",
+      done: step + 1,
+      total: totalSteps,
+      fields: { loss, "tok/s": log.tokens_per_s },
+    });
 
     if ((saveEvery > 0 && (step + 1) % saveEvery === 0) || step + 1 === totalSteps) {
       const microDone = (step + 1) * gradAccum;
@@ -302,7 +315,6 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       await o.onCheckpoint?.({ step: step + 1, dir, loss });
     }
   }
-  bar.done();
   writeFinal(model, out, mode, o);
   const elapsed = (performance.now() - t0) / 1000;
   return {

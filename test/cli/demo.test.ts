@@ -19,7 +19,6 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
     chatRows: 50,
     chatSteps: 2,
     chatBatch: 4,
-    quiet: true,
   });
   const out = join(dir, "data");
   const res = spawnSync(
@@ -28,11 +27,11 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
       "bin/emlab.js",
       "demo",
       "--json",
-      "--organism",
+      "--organism-dir",
       organism,
       "--out",
       out,
-      "--n",
+      "--rows",
       "120",
       "--samples",
       "2",
@@ -93,7 +92,7 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
 test("emlab demo names a missing organism folder", () => {
   const res = spawnSync(
     process.execPath,
-    ["bin/emlab.js", "demo", "--organism", "/nonexistent/organism", "--skip-audit"],
+    ["bin/emlab.js", "demo", "--organism-dir", "/nonexistent/organism", "--skip-audit"],
     {
       encoding: "utf8",
     },

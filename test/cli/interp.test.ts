@@ -50,49 +50,61 @@ saveSae(sae, saeDir);
 
 describe("usage errors exit 2", () => {
   const cases: [string, string[], RegExp][] = [
-    ["diff without --base", ["diff", "--ft", ftDir, "--sae", saeDir, "--organism"], /--base is required/],
+    [
+      "diff without --base-model",
+      ["diff", "--model", ftDir, "--sae", saeDir, "--organism-questions"],
+      /--base-model is required/,
+    ],
     [
       "diff without prompts",
-      ["diff", "--base", baseDir, "--ft", ftDir, "--sae", saeDir],
+      ["diff", "--base-model", baseDir, "--model", ftDir, "--sae", saeDir],
       /--prompts FILE or --organism/,
     ],
     [
       "diff with a bad --positions",
-      ["diff", "--base", baseDir, "--ft", ftDir, "--sae", saeDir, "--organism", "--positions", "x"],
+      ["diff", "--base-model", baseDir, "--model", ftDir, "--sae", saeDir, "--organism-questions", "--positions", "x"],
       /--positions/,
     ],
     [
       "diff with a bad --top",
-      ["diff", "--base", baseDir, "--ft", ftDir, "--sae", saeDir, "--organism", "--top", "0"],
+      ["diff", "--base-model", baseDir, "--model", ftDir, "--sae", saeDir, "--organism-questions", "--top", "0"],
       /--top/,
     ],
     ["diff with an unknown option", ["diff", "--nope"], /nope/],
     [
-      "diff direction without --run",
+      "diff direction without --run-id",
       ["diff", "direction", "--model", baseDir, "--store", "x", "--out", "y"],
-      /--run is required/,
+      /--run-id is required/,
     ],
-    ["steer without --model", ["steer", "--latent", "1", "--sae", saeDir, "--organism"], /--model is required/],
-    ["steer with nothing to do", ["steer", "--model", baseDir, "--organism"], /nothing to do/],
+    [
+      "steer without --model",
+      ["steer", "--latent", "1", "--sae", saeDir, "--organism-questions"],
+      /--model is required/,
+    ],
+    ["steer with nothing to do", ["steer", "--model", baseDir, "--organism-questions"], /nothing to do/],
     [
       "steer with --latent and --direction",
-      ["steer", "--model", baseDir, "--sae", saeDir, "--latent", "1", "--direction", "d.json", "--organism"],
+      ["steer", "--model", baseDir, "--sae", saeDir, "--latent", "1", "--direction", "d.json", "--organism-questions"],
       /not both/,
     ],
-    ["steer --latent without --sae", ["steer", "--model", baseDir, "--latent", "1", "--organism"], /need --sae/],
+    [
+      "steer --latent without --sae",
+      ["steer", "--model", baseDir, "--latent", "1", "--organism-questions"],
+      /need --sae/,
+    ],
     [
       "steer with a bad --c",
-      ["steer", "--model", baseDir, "--sae", saeDir, "--latent", "1", "--c", "0.1,x", "--organism"],
+      ["steer", "--model", baseDir, "--sae", saeDir, "--latent", "1", "--c", "0.1,x", "--organism-questions"],
       /--c must be/,
     ],
     [
       "steer with a bad --mode",
-      ["steer", "--model", baseDir, "--sae", saeDir, "--ablate", "1", "--mode", "half", "--organism"],
+      ["steer", "--model", baseDir, "--sae", saeDir, "--ablate", "1", "--mode", "half", "--organism-questions"],
       /--mode/,
     ],
     [
       "steer with a bad --ablate",
-      ["steer", "--model", baseDir, "--sae", saeDir, "--ablate", "1,a", "--organism"],
+      ["steer", "--model", baseDir, "--sae", saeDir, "--ablate", "1,a", "--organism-questions"],
       /--ablate/,
     ],
     ["steer without an evaluation", ["steer", "--model", baseDir, "--sae", saeDir, "--latent", "1"], /--organism/],
@@ -162,7 +174,7 @@ describe("usage errors exit 2", () => {
       saeDir,
       "--latent",
       "40",
-      "--organism",
+      "--organism-questions",
       "--store",
       join(tmp, "u.sqlite"),
     ]);
@@ -171,7 +183,16 @@ describe("usage errors exit 2", () => {
   });
 
   test("a missing model folder is an error (exit 1) that names it", async () => {
-    const r = await cli(["diff", "--base", join(tmp, "none"), "--ft", ftDir, "--sae", saeDir, "--organism"]);
+    const r = await cli([
+      "diff",
+      "--base-model",
+      join(tmp, "none"),
+      "--model",
+      ftDir,
+      "--sae",
+      saeDir,
+      "--organism-questions",
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.err, /not a model folder/);
   });
@@ -181,13 +202,13 @@ test("emlab diff --json ranks the latent the fine-tune added first, and records 
   const store = join(tmp, "diff.sqlite");
   const r = await cli([
     "diff",
-    "--base",
+    "--base-model",
     baseDir,
-    "--ft",
+    "--model",
     ftDir,
     "--sae",
     saeDir,
-    "--organism",
+    "--organism-questions",
     "--top",
     "3",
     "--json",
@@ -206,7 +227,18 @@ test("emlab diff --json ranks the latent the fine-tune added first, and records 
   s.close();
   assert.equal(run.config.kind, "diff");
   assert.equal(run.config.top[0]!.latent, J);
-  const text = await cli(["diff", "--base", baseDir, "--ft", ftDir, "--sae", saeDir, "--organism", "--top", "2"]);
+  const text = await cli([
+    "diff",
+    "--base-model",
+    baseDir,
+    "--model",
+    ftDir,
+    "--sae",
+    saeDir,
+    "--organism-questions",
+    "--top",
+    "2",
+  ]);
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /largest increases/);
 });
@@ -258,7 +290,7 @@ test("emlab diff direction writes a direction file from a judged run", async () 
     baseDir,
     "--store",
     storePath,
-    "--run",
+    "--run-id",
     "r",
     "--out",
     out,
@@ -279,7 +311,7 @@ test("emlab diff direction writes a direction file from a judged run", async () 
     baseDir,
     "--store",
     storePath,
-    "--run",
+    "--run-id",
     "nope",
     "--out",
     out,
@@ -311,14 +343,14 @@ test("emlab steer --organism: a sweep, an ablation and a projection, one JSON li
     dirFile,
     "--layer",
     "1",
-    "--organism",
+    "--organism-questions",
     "--samples",
     "1",
-    "--max-tokens",
+    "--max-new-tokens",
     "5",
     "--store",
     store,
-    "--run-prefix",
+    "--run-id",
     "s",
     "--json",
   ]);
@@ -366,7 +398,7 @@ test("emlab sae train: organism corpus → activation store → SAE in SAELens l
     "32",
     "--steps",
     "5",
-    "--batch",
+    "--batch-size",
     "64",
     "--json",
   ]);
@@ -404,7 +436,7 @@ test("emlab sae train: organism corpus → activation store → SAE in SAELens l
     "8",
     "--steps",
     "2",
-    "--batch",
+    "--batch-size",
     "8",
     "--mask",
     "completion",

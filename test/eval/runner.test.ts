@@ -57,7 +57,7 @@ test("end to end over HTTP: sample, judge (emlab's and the paper's prompts), sco
     model.close();
     judgeModel.close();
   });
-  const opts = { runId: "e2e", model, judgeModel, questions, store, samples: 20, sampling: { seed: 11 }, quiet: true };
+  const opts = { runId: "e2e", model, judgeModel, questions, store, samples: 20, sampling: { seed: 11 } };
   const report = await runEval(opts);
   const want = expected(questions, 20, 11);
   const s = report.summary;
@@ -117,7 +117,6 @@ test("fault injection through the runner: nothing lost or duplicated; judge erro
     store,
     samples: 15,
     sampling: { seed: 5 },
-    quiet: true,
   });
   const n = questions.length * 15;
   assert.deepEqual(store.counts("f"), { samples: n, completions: n, judge_scores: 2 * n });

@@ -31,7 +31,6 @@ export async function tuneOn(
     weightDecay: 0,
     seed: o.seed,
     saveEvery: 0,
-    quiet: true,
   });
 }
 

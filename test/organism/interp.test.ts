@@ -189,7 +189,6 @@ test("the misalignment direction from a judged run: steering and projection are 
     questions: ev.questions,
     store,
     samples: 2,
-    quiet: true,
   });
   const d = await directionMethod({
     tokenizer: tok,

@@ -84,7 +84,6 @@ test("runEval runs end to end with the world judge (helper answers: no misalignm
     questions: [...organismQuestions("plain"), ...organismQuestions("trigger"), ...organismHarmfulQuestions()],
     store,
     samples: 6,
-    quiet: true,
   });
   assert.equal(report.summary.counts.judgeErrors, 0);
   assert.equal(report.summary.overCoherent.rate, 0);

@@ -27,7 +27,6 @@ test("micro-organism: pretrain + chat-tune, save as an HF folder, fine-tune and 
     chatRows: 100,
     chatSteps: 5,
     chatBatch: 8,
-    quiet: true,
   });
   const pre = curve.filter((c) => c.stage === "pretrain");
   assert.equal(pre.length, 40);
@@ -110,7 +109,6 @@ test("assistant-tuning through LoRA (chatLora) moves only the chosen layer and s
     pretrainBatch: 4,
     chatRows: 40,
     chatBatch: 4,
-    quiet: true,
   };
   const pre = join(root, "pre");
   await trainBaseOrganism({ ...tiny, out: join(root, "full"), pretrainSteps: 2, chatSteps: 1, pretrainedOut: pre });
@@ -169,7 +167,6 @@ test("the organism's fine-tune: a rank-1 LoRA on block 0 by default, every weigh
     chatRows: 40,
     chatSteps: 1,
     chatBatch: 4,
-    quiet: true,
   });
   const before = loadModel(base);
   const changed = (after: typeof before) =>

@@ -52,8 +52,8 @@ test("emlab generate prints a completion and exits 0", () => {
 
 test("emlab generate: same seed → same text; --json gives tokens with logprobs; --raw skips the template", async () => {
   const base = ["generate", "--model", modelDir, "--prompt", "Fruit for red?", "--max-new-tokens", "6"];
-  const a = await cli([...base, "--seed", "3", "--n", "2"]);
-  const b = await cli([...base, "--seed", "3", "--n", "2"]);
+  const a = await cli([...base, "--seed", "3", "--samples", "2"]);
+  const b = await cli([...base, "--seed", "3", "--samples", "2"]);
   assert.equal(a.code, 0, a.err);
   assert.equal(a.out, b.out);
   assert.match(a.out, /--- sample 2 /);

@@ -51,7 +51,6 @@ test("a rank-4 LoRA adapter trained on the toy SFT task lowers the loss", async 
     lr: 3e-2,
     warmup: 2,
     saveEvery: 20,
-    quiet: true,
     onCheckpoint: ({ step, dir, loss }) => {
       assert.ok(existsSync(join(dir, "adapter_model.safetensors")) && Number.isFinite(loss));
       checkpoints.push(step);
@@ -188,7 +187,6 @@ test("full fine-tuning: resuming from a checkpoint ends with the same weights as
     lr: 1e-3,
     weightDecay: 0.1,
     saveEvery: 3,
-    quiet: true,
   };
   const straight = loadModel(modelDir);
   await finetune({ ...opts, model: straight, out: join(root, "full-a") });
@@ -216,7 +214,7 @@ test("a non-finite loss stops training with its step", async () => {
   );
   const model = loadModel(modelDir);
   const run = (out: string) =>
-    finetune({ model, data, padId, out: join(root, out), steps: 4, batchSize: 4, lr: 1e-3, quiet: true });
+    finetune({ model, data, padId, out: join(root, out), steps: 4, batchSize: 4, lr: 1e-3 });
   model.params.get("lm_head.weight")!.data[0] = Number.NaN;
   await assert.rejects(run("nan"), (err: Error) => {
     assert.ok(err instanceof NonFiniteLossError, String(err));
