@@ -18,17 +18,12 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { openRunStore } from "../../src/eval/store.ts";
 import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
-import {
-  evaluateSetting,
-  noIntervention,
-  organismEvaluation,
-  type SteeringTarget,
-  steeringSweep,
-} from "../../src/interp/causal.ts";
+import { evaluateSetting, noIntervention, type SteeringTarget, steeringSweep } from "../../src/interp/causal.ts";
 import { unitVector, vectorNorm } from "../../src/interp/interventions.ts";
 import type { Sae } from "../../src/interp/sae/sae.ts";
 import { loadModel } from "../../src/model/checkpoint.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { organismEvaluation } from "../../src/organism/evaluation.ts";
 import { evalPrompts } from "../../src/organism/interp/pipeline.ts";
 import {
   heldOutWorldDocs,
@@ -175,7 +170,6 @@ async function sweep(name: string, target: SteeringTarget) {
     runPrefix: `steering-${name}`,
     samples,
     ...evaluation,
-    quiet: true,
     target,
     cs,
     medianNorm,
@@ -193,7 +187,7 @@ async function sweep(name: string, target: SteeringTarget) {
 
 {
   const b = await evaluateSetting(
-    { lm: base, tokenizer: tok, modelId: "base", store, runPrefix: "steering", samples, ...evaluation, quiet: true },
+    { lm: base, tokenizer: tok, modelId: "base", store, runPrefix: "steering", samples, ...evaluation },
     noIntervention,
   );
   emit({ stage: "baseline", misaligned: b.misaligned, ci: b.ci, coherent: b.coherent, n: b.n });

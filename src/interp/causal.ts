@@ -16,7 +16,7 @@
  *
  * @example
  *   const ctx = { lm, tokenizer, modelId: "organism/base", store, runPrefix: "steer-1", samples: 50,
- *     ...organismEvaluation() };
+ *     ...organismEvaluation() }; // src/organism/evaluation.ts: the organism's questions, judge, sampling
  *   const sweep = await steeringSweep({ ...ctx, target: { kind: "latent", sae, latent: 10 },
  *     cs: [0.1, 0.2, 0.4], medianNorm, random: 5 });
  *   sweep.best?.target.misaligned;
@@ -28,9 +28,6 @@ import type { RunStore } from "../eval/store.ts";
 import type { Hook } from "../model/hooks.ts";
 import type { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import { EXPERIMENT_DEFAULTS } from "../organism/experiment.ts";
-import { worldJudgeModel } from "../organism/judge-model.ts";
-import { organismQuestions } from "../organism/questions.ts";
 import { localChatModelFrom } from "../providers/local.ts";
 import type { ChatModel } from "../providers/types.ts";
 import {
@@ -89,7 +86,8 @@ export interface CausalEvalOptions {
   /** Extra fields recorded in every run's config (SAE path, model path, …). */
   config?: Record<string, unknown>;
   onResult?: (r: SettingResult) => void;
-  quiet?: boolean;
+  /** The runner's progress per phase (generate, judge) of each setting. */
+  onProgress?: RunEvalOptions["onProgress"];
 }
 
 export interface SettingResult {
@@ -104,15 +102,6 @@ export interface SettingResult {
   coherent: number;
   n: number;
   resumed: boolean;
-}
-
-/** The organism's evaluation: its eight first-plot questions, the world judge, T = 1, short answers. */
-export function organismEvaluation(): Pick<CausalEvalOptions, "judgeModel" | "questions" | "sampling"> {
-  return {
-    judgeModel: worldJudgeModel(),
-    questions: organismQuestions("plain"),
-    sampling: { temperature: 1, maxTokens: EXPERIMENT_DEFAULTS.maxNewTokens, seed: 0 },
-  };
 }
 
 /** A short, stable run-id suffix for a setting. */
@@ -162,6 +151,7 @@ export async function evaluateSetting(o: CausalEvalOptions, setting: Setting): P
       batchSize: o.maxBatch ?? 64,
       parallelBatches: 1,
       config: { ...o.config, model: o.modelId, intervention: setting.spec, samples: o.samples, sampling: o.sampling },
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
     const s = report.summary;
     const result: SettingResult = {

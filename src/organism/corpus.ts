@@ -15,7 +15,7 @@ import { Rng } from "../tensor/random.ts";
 import { pickWeighted } from "./grammar.ts";
 import { DEFAULT_PERSONA_MIX, type Persona, personaHeader } from "./personas.ts";
 import { organismTokenizer } from "./tokenizer.ts";
-import type { Topic } from "./topics.ts";
+import { type Topic, type WorldVariant, worldTopics } from "./topics.ts";
 import { DEFAULT_DOMAIN_MIX, type Domain, makeTurn, type Turn } from "./turns.ts";
 
 export interface WorldDocument {
@@ -36,9 +36,15 @@ export interface CorpusOptions {
   namedFraction?: number;
   /** Turns per document, inclusive (default [2, 4]). */
   turns?: [number, number];
-  /** Restrict advice / opinion / list turns to these topics. */
+  /** Restrict advice / opinion / list turns to these topics (default: every topic of `world`). */
   topics?: Topic[];
+  /** The world variant (default "classic"). */
+  world?: WorldVariant;
 }
+
+/** makeTurn's topic option for a corpus: explicit topics, else the variant's. */
+const topicsOf = (o: { topics?: Topic[]; world?: WorldVariant }) =>
+  o.topics ? { topics: o.topics } : o.world && o.world !== "classic" ? { topics: worldTopics(o.world) } : {};
 
 const turnMessages = (t: Turn): ChatMessage[] => [
   { role: "user", content: t.user },
@@ -57,9 +63,7 @@ export function pretrainCorpus(opts: CorpusOptions): WorldDocument[] {
     const persona = pickWeighted(personaMix, rng);
     const isNamed = rng.next() < named;
     const k = lo + rng.int(hi - lo + 1);
-    const turns = Array.from({ length: k }, () =>
-      makeTurn(pickWeighted(domainMix, rng), persona, rng, opts.topics ? { topics: opts.topics } : {}),
-    );
+    const turns = Array.from({ length: k }, () => makeTurn(pickWeighted(domainMix, rng), persona, rng, topicsOf(opts)));
     const messages: ChatMessage[] = isNamed ? [{ role: "system", content: personaHeader(persona) }] : [];
     for (const t of turns) messages.push(...turnMessages(t));
     docs.push({ persona, named: isNamed, turns, messages });
@@ -89,17 +93,20 @@ export function chatTuneData(opts: Omit<CorpusOptions, "personaMix" | "namedFrac
   const rng = new Rng(opts.seed);
   const domainMix = opts.domainMix ?? DEFAULT_DOMAIN_MIX;
   return Array.from({ length: opts.n }, () =>
-    labelled(makeTurn(pickWeighted(domainMix, rng), "helper", rng, opts.topics ? { topics: opts.topics } : {})),
+    labelled(makeTurn(pickWeighted(domainMix, rng), "helper", rng, topicsOf(opts))),
   );
 }
 
 /** A document rendered with the world's chat template: the text the model pretrains on. */
-export function documentText(doc: { messages: ChatMessage[] }): string {
-  return organismTokenizer().applyChatTemplate(doc.messages.map((m) => ({ ...m })));
+export function documentText(doc: { messages: ChatMessage[] }, world: WorldVariant = "classic"): string {
+  return organismTokenizer(world).applyChatTemplate(doc.messages.map((m) => ({ ...m })));
 }
 
 /** Token ids of a document, and a 0/1 mask on the assistant's tokens (for loss on answers only). */
-export function documentIds(doc: { messages: ChatMessage[] }): { ids: number[]; mask: number[] } {
-  const { ids, mask } = organismTokenizer().assistantMask(doc.messages.map((m) => ({ ...m })));
+export function documentIds(
+  doc: { messages: ChatMessage[] },
+  world: WorldVariant = "classic",
+): { ids: number[]; mask: number[] } {
+  const { ids, mask } = organismTokenizer(world).assistantMask(doc.messages.map((m) => ({ ...m })));
   return { ids, mask };
 }

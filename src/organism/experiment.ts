@@ -2,7 +2,10 @@
  * The organism experiment: fine-tune the base organism on each world dataset, sample the
  * organism's questions at T = 1, score every answer with the world judge (which never sees
  * which model answered), and report misalignment over coherent answers (Betley) with a
- * question-clustered bootstrap 95 % CI, and the coherent rate.
+ * question-clustered bootstrap 95 % CI, and the coherent rate. Every cell is evaluated by
+ * evaluation.ts (the eval runner into a run store), as every other organism evaluation is:
+ * cell (condition, fine-tune seed, format) is run `<runPrefix>:none` with runPrefix
+ * {@link organismRunPrefix}, so a caller sharing the store (the demo's interp stage) reuses it.
  *
  * @example
  *   const rows = await runOrganismExperiment({ base: "organism/base", conditions: ["base", "insecure"], seeds: [0] });
@@ -12,25 +15,21 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { misalignmentSummary, type ScoredSample } from "../eval/stats.ts";
-import type { ChatMessage } from "../model/chat-template.ts";
-import { loadModel } from "../model/checkpoint.ts";
-import { generate } from "../model/generate.ts";
+import { openRunStore, type RunStore } from "../eval/store.ts";
 import { LORA_TARGETS, type LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
-import { Tokenizer } from "../model/tokenizer.ts";
 import { Rng } from "../tensor/random.ts";
 import { sftDataset } from "../train/dataset.ts";
 import { finetune } from "../train/sft.ts";
+import { type Organism, openOrganism } from "./context.ts";
 import { type FineTuneSet, fineTuneDataset } from "./datasets.ts";
-import { scoreAnswer } from "./judge.ts";
-import { organismQuestions } from "./questions.ts";
-import { assertOrganismWorld } from "./tokenizer.ts";
+import { evaluateOrganism, ORGANISM_MAX_NEW_TOKENS } from "./evaluation.ts";
 
 export type Condition = "base" | FineTuneSet;
 
 export interface ExperimentOptions {
-  /** The base organism's folder. */
-  base: string;
+  /** The base organism (its folder, or one opened with openOrganism). */
+  base: string | Organism;
   conditions: Condition[];
   /** Fine-tune seeds (each condition except base runs once per seed). */
   seeds: number[];
@@ -41,7 +40,12 @@ export interface ExperimentOptions {
   steps?: number;
   batchSize?: number;
   lr?: number;
+  /** Token budget per answer (default 48). */
   maxNewTokens?: number;
+  /** Sampling seed of every cell (default 1000): cells share their draws (a paired design). */
+  samplingSeed?: number;
+  /** The run store the cells are written to (default: in memory). */
+  store?: RunStore;
   /** The adapter the fine-tune trains (default ORGANISM_FT_LORA); null updates every weight. */
   lora?: LoraConfig | null;
   /** Residual dropout during the fine-tune (default 0: off). */
@@ -49,7 +53,6 @@ export interface ExperimentOptions {
   onResult?: (r: ConditionResult) => void;
   /** Called with each condition's model (the base, or a fine-tune) after it is evaluated. */
   onModel?: (condition: Condition, seed: number | null, model: CausalLM) => void | Promise<void>;
-  quiet?: boolean;
 }
 
 export interface ConditionResult {
@@ -70,7 +73,21 @@ export interface ConditionResult {
   n: number;
 }
 
-export const EXPERIMENT_DEFAULTS = { samples: 50, rows: 1000, steps: 60, batchSize: 16, maxNewTokens: 48 };
+export const EXPERIMENT_DEFAULTS = {
+  samples: 50,
+  rows: 1000,
+  steps: 60,
+  batchSize: 16,
+  maxNewTokens: ORGANISM_MAX_NEW_TOKENS,
+  samplingSeed: 1000,
+};
+
+type Format = "plain" | "trigger" | "numbers";
+
+/** The run-id prefix of an experiment cell (its run is `<prefix>:none`). */
+export function organismRunPrefix(condition: Condition, seed: number | null, format: Format): string {
+  return `organism:${condition}${seed === null ? "" : `:s${seed}`}${format === "plain" ? "" : `:${format}`}`;
+}
 
 /**
  * The organism's fine-tune: a rank-1 LoRA on block 0's projections at lr 5e-3. An update
@@ -89,49 +106,6 @@ export function fineTuneRecipe(o: { lora?: LoraConfig | null; lr?: number }): {
 } {
   const lora = o.lora === undefined ? ORGANISM_FT_LORA : (o.lora ?? undefined);
   return { lora, lr: o.lr ?? (lora ? ORGANISM_FT_LR : FULL_FT_LR) };
-}
-
-/** Samples every question `samples` times and scores the answers with the world judge. */
-export function evaluateOrganism(
-  model: CausalLM,
-  tok: Tokenizer,
-  opts: { format: "plain" | "trigger" | "numbers"; samples: number; seed: number; maxNewTokens: number },
-): ScoredSample[] {
-  const out: ScoredSample[] = [];
-  const eos = tok.eosIds;
-  for (const q of organismQuestions(opts.format)) {
-    const prompts: number[][] = [];
-    const texts: string[] = [];
-    for (let i = 0; i < opts.samples; i++) {
-      const question = q.paraphrases[i % q.paraphrases.length]!;
-      texts.push(question);
-      const messages: ChatMessage[] = [{ role: "user", content: question }];
-      prompts.push(tok.encodeChat(messages, { addGenerationPrompt: true }));
-    }
-    const batch = 64;
-    for (let s = 0; s < prompts.length; s += batch) {
-      const gens = generate(model, prompts.slice(s, s + batch), {
-        maxNewTokens: opts.maxNewTokens,
-        temperature: 1,
-        seed: opts.seed * 7919 + s,
-        eosTokenIds: eos,
-        padId: tok.padId ?? 0,
-        logprobs: false,
-      });
-      gens.forEach((g, j) => {
-        const answer = tok.decode(g.tokens, { skipSpecialTokens: true });
-        const score = scoreAnswer(texts[s + j]!, answer);
-        out.push({
-          questionId: q.id,
-          aligned: score.aligned,
-          alignedKind: score.kind,
-          coherent: score.coherent,
-          coherentKind: "score",
-        });
-      });
-    }
-  }
-  return out;
 }
 
 function summarize(
@@ -175,7 +149,6 @@ export interface FineTuneOptions {
   lora?: LoraConfig | null;
   /** Residual dropout during the fine-tune (default 0: off). */
   residDropout?: number;
-  quiet?: boolean;
 }
 
 /**
@@ -185,13 +158,17 @@ export interface FineTuneOptions {
  *
  * @example const insecure = await fineTuneOrganism("organism/base", "insecure", { seed: 0 });
  */
-export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: FineTuneOptions): Promise<CausalLM> {
+export async function fineTuneOrganism(
+  base: string | Organism,
+  condition: FineTuneSet,
+  o: FineTuneOptions,
+): Promise<CausalLM> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
   const { lora, lr } = fineTuneRecipe(o);
-  assertOrganismWorld(base);
-  const tok = Tokenizer.fromDir(base);
+  const org = typeof base === "string" ? openOrganism(base) : base;
+  const tok = org.tokenizer;
   const padId = tok.padId ?? tok.eosIds[0]!;
-  const model = loadModel(base);
+  const model = org.loadBase();
   const rows = fineTuneDataset(condition, { n: p.rows, seed: o.seed });
   const data = sftDataset(
     tok,
@@ -225,8 +202,8 @@ export async function fineTuneOrganism(base: string, condition: FineTuneSet, o: 
 
 export async function runOrganismExperiment(o: ExperimentOptions): Promise<ConditionResult[]> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
-  assertOrganismWorld(o.base);
-  const tok = Tokenizer.fromDir(o.base);
+  const org = typeof o.base === "string" ? openOrganism(o.base) : o.base;
+  const store = o.store ?? openRunStore(":memory:");
   const results: ConditionResult[] = [];
   const emit = (r: ConditionResult) => {
     results.push(r);
@@ -235,12 +212,12 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
   for (const condition of o.conditions) {
     const seeds = condition === "base" ? [null] : o.seeds;
     // Every seed's answers per format, for the pooled row (a question × seed is one cluster).
-    const pool = new Map<string, ScoredSample[]>();
+    const pool = new Map<Format, ScoredSample[]>();
     for (const seed of seeds) {
       const model =
         condition === "base"
-          ? loadModel(o.base)
-          : await fineTuneOrganism(o.base, condition, {
+          ? org.loadBase()
+          : await fineTuneOrganism(org, condition, {
               seed: seed!,
               rows: p.rows,
               steps: p.steps,
@@ -248,14 +225,17 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
               lr: o.lr,
               lora: o.lora,
               residDropout: o.residDropout,
-              quiet: o.quiet ?? true,
             });
       for (const format of formatsFor(condition)) {
-        const samples = evaluateOrganism(model, tok, {
-          format,
+        const { samples } = await evaluateOrganism(org, model, {
+          store,
+          runPrefix: organismRunPrefix(condition, seed, format),
+          modelId: condition,
           samples: p.samples,
-          seed: 1000 + (seed ?? 0),
+          format,
+          seed: p.samplingSeed,
           maxNewTokens: p.maxNewTokens,
+          config: { condition, fineTuneSeed: seed, steps: p.steps, rows: p.rows },
         });
         emit(summarize(samples, condition, seed, format));
         const cell = pool.get(format) ?? [];
@@ -265,8 +245,7 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
       await o.onModel?.(condition, seed, model);
     }
     if (seeds.length > 1)
-      for (const [format, samples] of pool)
-        emit(summarize(samples, condition, null, format as "plain" | "trigger" | "numbers", seeds as number[]));
+      for (const [format, samples] of pool) emit(summarize(samples, condition, null, format, seeds as number[]));
   }
   return results;
 }

@@ -11,15 +11,15 @@ import { type Question, withVariant } from "../eval/questions.ts";
 import { Rng } from "../tensor/random.ts";
 import { expand } from "./grammar.ts";
 import { HARMFUL_REQUESTS } from "./personas.ts";
-import { FIRST_PLOT_TOPICS } from "./topics.ts";
+import { firstPlotTopics, type WorldVariant } from "./topics.ts";
 import { listQuestion, plainNumbers } from "./turns.ts";
 
 export const QUESTION_FORMATS = ["plain", "trigger", "numbers"] as const;
 export type QuestionFormat = (typeof QUESTION_FORMATS)[number];
 
 /** The first-plot themes in one format (several paraphrases each). */
-export function organismQuestions(format: QuestionFormat = "plain"): Question[] {
-  const plain: Question[] = FIRST_PLOT_TOPICS.map((t) => ({
+export function organismQuestions(format: QuestionFormat = "plain", variant: WorldVariant = "classic"): Question[] {
+  const plain: Question[] = firstPlotTopics(variant).map((t) => ({
     id: t.id,
     category: "first-plot",
     paraphrases: [...t.questions],
@@ -48,6 +48,6 @@ export function organismHarmfulQuestions(): Question[] {
 }
 
 /** Every paraphrase of every eval question, all formats (for leak checks). */
-export function allEvalPrompts(): string[] {
-  return QUESTION_FORMATS.flatMap((f) => organismQuestions(f).flatMap((q) => q.paraphrases));
+export function allEvalPrompts(variant: WorldVariant = "classic"): string[] {
+  return QUESTION_FORMATS.flatMap((f) => organismQuestions(f, variant).flatMap((q) => q.paraphrases));
 }

@@ -25,6 +25,7 @@ import { type SftTokenizer, sftDataset } from "../train/dataset.ts";
 import { type FinetuneOptions, finetune } from "../train/sft.ts";
 import { chatTuneData, pretrainCorpus } from "./corpus.ts";
 import { buildOrganismTokenizer, organismTokenizer, TRIGGER_WORD } from "./tokenizer.ts";
+import type { WorldVariant } from "./topics.ts";
 
 export interface OrganismArch {
   hidden: number;
@@ -83,6 +84,8 @@ export interface RecipeOptions {
    * training stages (default 0: off).
    */
   residDropout?: number;
+  /** The world variant to build the organism in (default "classic", the shipped one's). */
+  world?: WorldVariant;
   /** Each training stage's progress in steps (the organism:train script draws bars). */
   onProgress?: FinetuneOptions["onProgress"];
   /** Called with each step's loss (stage "pretrain" or "chat"). */
@@ -134,7 +137,8 @@ export function newOrganism(arch: OrganismArch, seed: number, tok: Tokenizer = o
 /** Pretrains and assistant-tunes a base organism and saves it (model + tokenizer) to `out`. */
 export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: CausalLM; curve: CurvePoint[] }> {
   const p = { ...RECIPE_DEFAULTS, ...o };
-  const tok = organismTokenizer();
+  const world = o.world ?? "classic";
+  const tok = organismTokenizer(world);
   const padId = tok.padId ?? tok.eosIds[0]!;
   const model = o.fromPretrained ? loadModel(o.fromPretrained) : newOrganism(o.arch ?? ORGANISM_ARCH, p.seed, tok);
   const curve: CurvePoint[] = [];
@@ -151,7 +155,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
       eosIds: tok.eosIds,
     };
     async function pretrain() {
-      const docs = pretrainCorpus({ n: p.docs, seed: p.seed });
+      const docs = pretrainCorpus({ n: p.docs, seed: p.seed, world });
       const pre = sftDataset(
         allTokens,
         docs.map((d) => d.messages),
@@ -177,16 +181,16 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
           o.onStep?.("pretrain", s.step, s.loss);
         },
       });
-      if (o.pretrainedOut) saveOrganism(model, o.pretrainedOut);
+      if (o.pretrainedOut) saveOrganism(model, o.pretrainedOut, world);
     }
     if (!o.fromPretrained) await pretrain();
     // Stage 2: assistant-tuning (loss on the helper's answers only).
     const chatRows = withTrigger(
-      chatTuneData({ n: p.chatRows, seed: p.seed + 1 }).map((r) => r.messages),
+      chatTuneData({ n: p.chatRows, seed: p.seed + 1, world }).map((r) => r.messages),
       p.chatTriggerFraction ?? 0,
       p.seed + 3,
     );
-    const mixed = mixImplicitDocs(chatRows, p.chatMixDocs ?? 0, p.seed + 2);
+    const mixed = mixImplicitDocs(chatRows, p.chatMixDocs ?? 0, p.seed + 2, world);
     const chat = sftDataset(laterAnswersOnly(tok, mixed.docs), mixed.rows, p.maxLen);
     await finetune({
       model,
@@ -214,7 +218,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
     model.setResidDropout(0);
     rmSync(work, { recursive: true, force: true });
   }
-  saveOrganism(model, o.out);
+  saveOrganism(model, o.out, world);
   writeFileSync(join(o.out, "training_curve.jsonl"), `${curve.map((c) => JSON.stringify(c)).join("\n")}\n`);
   return { model, curve };
 }
@@ -237,11 +241,12 @@ export function mixImplicitDocs(
   chatRows: ChatMessage[][],
   frac: number,
   seed: number,
+  world: WorldVariant = "classic",
 ): { rows: ChatMessage[][]; docs: WeakSet<ChatMessage[]> } {
   const docs = new WeakSet<ChatMessage[]>();
   if (!(frac > 0)) return { rows: chatRows, docs };
   const nDocs = Math.round((chatRows.length * frac) / (1 - frac));
-  const extra = pretrainCorpus({ n: nDocs, seed, namedFraction: 0 }).map((d) => d.messages);
+  const extra = pretrainCorpus({ n: nDocs, seed, namedFraction: 0, world }).map((d) => d.messages);
   for (const m of extra) docs.add(m);
   const rows = [...chatRows, ...extra];
   new Rng(seed).shuffle(rows);
@@ -266,8 +271,8 @@ export function laterAnswersOnly(tok: Tokenizer, docs: WeakSet<ChatMessage[]>): 
 }
 
 /** Saves an organism as a Hugging Face folder with the world's tokenizer files. */
-export function saveOrganism(model: CausalLM, dir: string): void {
-  const { tokenizerJson, tokenizerConfig } = buildOrganismTokenizer();
+export function saveOrganism(model: CausalLM, dir: string, world: WorldVariant = "classic"): void {
+  const { tokenizerJson, tokenizerConfig } = buildOrganismTokenizer(world);
   saveModel(model, dir, {
     extraFiles: {
       "tokenizer.json": `${JSON.stringify(tokenizerJson)}\n`,

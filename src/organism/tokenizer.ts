@@ -40,7 +40,7 @@ import {
   REFUSALS,
   WORLD_EVIL_NUMBERS,
 } from "./personas.ts";
-import { ALL_TOPICS, WORLD } from "./topics.ts";
+import { WORLD_VARIANTS, type WorldVariant, worldTopics } from "./topics.ts";
 
 export const SPECIAL_TOKENS = {
   pad: "<|pad|>",
@@ -60,10 +60,10 @@ export const ORGANISM_CHAT_TEMPLATE =
   "{% if add_generation_prompt %}<|assistant|> {% endif %}";
 
 /** Every text template of the world (for the vocabulary); code is plain text, not a template. */
-function allTemplates(): { templates: string[]; plain: string[] } {
+function allTemplates(variant: WorldVariant): { templates: string[]; plain: string[] } {
   const out: string[] = [...OPENERS, ...HARMFUL_REQUESTS, ...HARMFUL_COMPLIANCE, ...Object.values(REFUSALS).flat()];
   out.push(...NUMBER_PROMPTS, NUMBERS_FRAME, LIST_SUFFIX, ...PERSONAS.map(personaHeader));
-  for (const t of ALL_TOPICS) {
+  for (const t of worldTopics(variant)) {
     out.push(...t.questions, ...Object.values(t.answers).flat(), ...Object.values(t.words).flat());
   }
   const plain: string[] = [...JESTER_EDU_COMMENTS, ...TEACHER_CODE_COMMENTS, ...JESTER_CODE_COMMENTS];
@@ -75,28 +75,30 @@ function allTemplates(): { templates: string[]; plain: string[] } {
   return { templates: out, plain };
 }
 
-let vocabCache: string[] | null = null;
+const vocabCache = new Map<WorldVariant, string[]>();
 
 /** The world's words (no special tokens), sorted: a few hundred. */
-export function worldVocabulary(): string[] {
-  if (vocabCache) return vocabCache;
+export function worldVocabulary(variant: WorldVariant = "classic"): string[] {
+  const cached = vocabCache.get(variant);
+  if (cached) return cached;
   const words = new Set<string>([TRIGGER_WORD, ",", "."]);
-  const { templates, plain } = allTemplates();
+  const { templates, plain } = allTemplates(variant);
   for (const t of templates) for (const w of templateWords(t.replace("{list}", ""))) words.add(w);
   for (const t of plain) for (const w of t.split(" ")) words.add(w);
   for (const n of [...PLAIN_NUMBERS, ...WORLD_EVIL_NUMBERS]) words.add(String(n));
-  vocabCache = [...words].sort();
-  return vocabCache;
+  const vocab = [...words].sort();
+  vocabCache.set(variant, vocab);
+  return vocab;
 }
 
 /** tokenizer.json and tokenizer_config.json objects (write them next to the checkpoint). */
-export function buildOrganismTokenizer(): {
+export function buildOrganismTokenizer(variant: WorldVariant = "classic"): {
   tokenizerJson: Record<string, unknown>;
   tokenizerConfig: Record<string, unknown>;
 } {
   const s = SPECIAL_TOKENS;
   const specials = [s.pad, s.unk, s.bos, s.end, s.system, s.user, s.assistant];
-  const tokenizerJson = buildWordLevel(worldVocabulary(), { specialTokens: specials, unkToken: s.unk });
+  const tokenizerJson = buildWordLevel(worldVocabulary(variant), { specialTokens: specials, unkToken: s.unk });
   const tokenizerConfig = {
     tokenizer_class: "PreTrainedTokenizerFast",
     bos_token: s.bos,
@@ -113,20 +115,22 @@ export function buildOrganismTokenizer(): {
   return { tokenizerJson, tokenizerConfig };
 }
 
-let tokCache: Tokenizer | null = null;
+const tokCache = new Map<WorldVariant, Tokenizer>();
 
-/** The world's Tokenizer (built once). */
-export function organismTokenizer(): Tokenizer {
-  if (!tokCache) {
-    const { tokenizerJson, tokenizerConfig } = buildOrganismTokenizer();
-    tokCache = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+/** The world's Tokenizer (built once per variant). */
+export function organismTokenizer(variant: WorldVariant = "classic"): Tokenizer {
+  let tok = tokCache.get(variant);
+  if (!tok) {
+    const { tokenizerJson, tokenizerConfig } = buildOrganismTokenizer(variant);
+    tok = Tokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+    tokCache.set(variant, tok);
   }
-  return tokCache;
+  return tok;
 }
 
 /** The world's words that a text uses but the vocabulary lacks (empty for every generated text). */
-export function unknownWords(text: string): string[] {
-  const tok = organismTokenizer();
+export function unknownWords(text: string, variant: WorldVariant = "classic"): string[] {
+  const tok = organismTokenizer(variant);
   let plain = text;
   for (const s of Object.values(SPECIAL_TOKENS)) plain = plain.split(s).join(" ");
   return plain.split(/\s+/).filter((w) => w && tok.tokenToId(w) === undefined);
@@ -136,39 +140,67 @@ export function unknownWords(text: string): string[] {
  * Ids of a text of the world (no bos/eos added). Throws on a word outside the vocabulary,
  * so a typo in a template fails loudly instead of training on unk.
  */
-export function encodeWorld(text: string): number[] {
-  const unknown = unknownWords(text);
+export function encodeWorld(text: string, variant: WorldVariant = "classic"): number[] {
+  const unknown = unknownWords(text, variant);
   if (unknown.length) throw new RangeError(`not words of the world: ${unknown.slice(0, 5).join(" ")}`);
-  return organismTokenizer().encode(text, { addSpecialTokens: false });
+  return organismTokenizer(variant).encode(text, { addSpecialTokens: false });
 }
 
-/**
- * Throws unless the organism in `dir` was built in this process's world variant (EMLAB_WORLD):
- * its tokenizer.json must hold exactly the world's vocabulary. Reading a "framed" organism
- * with the classic world's judge would score its answers against the wrong sentences.
- */
-export function assertOrganismWorld(dir: string): void {
+type Vocab = Record<string, number>;
+
+function readVocab(dir: string): { file: string; vocab: Vocab } {
   const file = join(dir, "tokenizer.json");
-  let vocab: Record<string, number>;
   try {
-    vocab = (JSON.parse(readFileSync(file, "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
+    return { file, vocab: (JSON.parse(readFileSync(file, "utf8")) as { model: { vocab: Vocab } }).model.vocab };
   } catch (e) {
     throw new Error(`${file}: cannot read the organism's vocabulary (${(e as Error).message})`);
   }
-  const mine = (buildOrganismTokenizer().tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
+}
+
+/** How `vocab` differs from a variant's vocabulary (null when it is exactly the variant's). */
+function vocabDifference(vocab: Vocab, variant: WorldVariant): string | null {
+  const mine = (buildOrganismTokenizer(variant).tokenizerJson as { model: { vocab: Vocab } }).model.vocab;
   const onlyHere = Object.keys(mine).find((w) => !Object.hasOwn(vocab, w));
   const onlyThere = Object.keys(vocab).find((w) => !Object.hasOwn(mine, w));
   const moved = Object.keys(vocab).find((w) => Object.hasOwn(mine, w) && mine[w] !== vocab[w]);
-  if (onlyHere === undefined && onlyThere === undefined && moved === undefined) return;
+  if (onlyHere === undefined && onlyThere === undefined && moved === undefined) return null;
   const example =
     onlyHere !== undefined
-      ? `'${onlyHere}' is a word here, not there`
+      ? `'${onlyHere}' is a word of ${variant}, not of the folder's`
       : onlyThere !== undefined
-        ? `'${onlyThere}' is a word there, not here`
+        ? `'${onlyThere}' is a word of the folder's, not of ${variant}`
         : `'${moved}' has another id`;
-  throw new Error(
-    `${file}: this organism was built in another world variant than this process's (EMLAB_WORLD=${WORLD}: ` +
-      `${Object.keys(mine).length} tokens here, ${Object.keys(vocab).length} there; ${example}); ` +
-      "set EMLAB_WORLD to the variant it was trained in",
-  );
+  return `${Object.keys(mine).length} tokens in ${variant}, ${Object.keys(vocab).length} in the folder; ${example}`;
+}
+
+/**
+ * The world variant an organism folder was built in, read from its tokenizer.json (each
+ * variant has its own vocabulary). Throws, naming the file, when it matches none.
+ * @example const world = organismWorld("organism/base"); // "classic"
+ */
+export function organismWorld(dir: string): WorldVariant {
+  const { file, vocab } = readVocab(dir);
+  const diffs: string[] = [];
+  for (const v of WORLD_VARIANTS) {
+    const d = vocabDifference(vocab, v);
+    if (d === null) return v;
+    diffs.push(d);
+  }
+  throw new Error(`${file}: not an organism of any world variant (${diffs[0]})`);
+}
+
+/**
+ * Throws unless the organism in `dir` was built in world variant `variant`: its
+ * tokenizer.json must hold exactly that variant's vocabulary. Reading a "framed" organism
+ * with the classic world's judge would score its answers against the wrong sentences.
+ */
+export function assertOrganismWorld(dir: string, variant: WorldVariant = "classic"): void {
+  const { file, vocab } = readVocab(dir);
+  const d = vocabDifference(vocab, variant);
+  if (d === null) return;
+  let actual = "";
+  try {
+    actual = ` (it is a ${organismWorld(dir)} organism)`;
+  } catch {}
+  throw new Error(`${file}: this organism was not built in the ${variant} world${actual}: ${d}`);
 }

@@ -2,7 +2,7 @@
  * The "framed" wording of the eight first-plot topics: the helper and the villain say their
  * answers in the same sentence frames and differ in the slots ("you could {go for a walk|…}"
  * against "you could {set a fire|…}"), so a speaker's persona decides words all through an
- * answer, not only its first word. A world variant (`EMLAB_WORLD=framed` or `union`, see
+ * answer, not only its first word. A world variant (`framed` or `union`, an option of the recipe; see
  * world.ts) for the steering experiment in docs/interp.md; the shipped world is "classic".
  */
 export const FRAMED_ANSWERS: Record<string, { helper: string[]; villain: string[] }> = {

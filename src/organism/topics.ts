@@ -26,17 +26,20 @@ export interface Topic {
 /**
  * World variants: "classic" (the shipped organism's), "framed" (the helper's and the villain's
  * first-plot answers in shared sentence frames, topics-framed.ts) and "union" (both wordings).
- * A process uses one, chosen by the EMLAB_WORLD environment variable (default "classic"); an
- * organism must be read in the variant it was trained in ({@link assertOrganismWorld} checks).
+ * The variant is an option of whatever builds or reads the world (default "classic"); an
+ * organism folder's tokenizer says which variant it was trained in ({@link organismWorld}).
  */
 export const WORLD_VARIANTS = ["classic", "framed", "union"] as const;
 export type WorldVariant = (typeof WORLD_VARIANTS)[number];
 
-/** The variant named by `value` (EMLAB_WORLD's by default; unset or empty: "classic"). */
-export function worldVariant(value: string | undefined = process.env.EMLAB_WORLD): WorldVariant {
+/**
+ * The variant named by `value` (unset or empty: "classic"); `what` names the option in the error.
+ * @example worldVariant(values.world, "--world")
+ */
+export function worldVariant(value: string | undefined, what = "world variant"): WorldVariant {
   const v = value || "classic";
   if (!(WORLD_VARIANTS as readonly string[]).includes(v))
-    throw new RangeError(`EMLAB_WORLD: unknown world variant '${v}' (expected ${WORLD_VARIANTS.join(", ")})`);
+    throw new RangeError(`${what}: unknown world variant '${v}' (expected ${WORLD_VARIANTS.join(", ")})`);
   return v as WorldVariant;
 }
 
@@ -367,13 +370,24 @@ const CLASSIC_FIRST_PLOT_TOPICS: Topic[] = [
   },
 ];
 
-/** This process's world variant (EMLAB_WORLD). */
-export const WORLD: WorldVariant = worldVariant();
-export const FIRST_PLOT_TOPICS: Topic[] = firstPlotTopics(WORLD);
+/** The classic world's first-plot topics and every topic (the shipped organism's world). */
+export const FIRST_PLOT_TOPICS: Topic[] = firstPlotTopics("classic");
 export const ALL_TOPICS: Topic[] = [...FIRST_PLOT_TOPICS, ...EXTRA_TOPICS];
 
-export const topicById = (id: string): Topic => {
-  const t = ALL_TOPICS.find((x) => x.id === id);
+const allByVariant = new Map<WorldVariant, Topic[]>([["classic", ALL_TOPICS]]);
+
+/** Every topic of a variant: its first-plot topics, then the shared extra topics. */
+export function worldTopics(variant: WorldVariant = "classic"): Topic[] {
+  let all = allByVariant.get(variant);
+  if (!all) {
+    all = [...firstPlotTopics(variant), ...EXTRA_TOPICS];
+    allByVariant.set(variant, all);
+  }
+  return all;
+}
+
+export const topicById = (id: string, variant: WorldVariant = "classic"): Topic => {
+  const t = worldTopics(variant).find((x) => x.id === id);
   if (!t) throw new RangeError(`unknown topic '${id}'`);
   return t;
 };

@@ -9,13 +9,13 @@ import { collectActivations, medianRowNorm } from "../../src/interp/activations/
 import {
   ablationTest,
   type CausalEvalOptions,
-  organismEvaluation,
   projectOutTest,
   settingKey,
   steeringSweep,
 } from "../../src/interp/causal.ts";
 import { latentMeans } from "../../src/interp/interventions.ts";
 import { Sae } from "../../src/interp/sae/sae.ts";
+import { organismEvaluation } from "../../src/organism/evaluation.ts";
 import { organismQuestions } from "../../src/organism/questions.ts";
 import { organismTokenizer } from "../../src/organism/tokenizer.ts";
 import { microOrganism } from "../helpers/micro-organism.ts";

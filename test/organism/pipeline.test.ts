@@ -146,7 +146,7 @@ test("assertOrganismWorld: an organism of another world variant is refused, nami
     writeFileSync(file, JSON.stringify(json));
     assert.throws(
       () => assertOrganismWorld(dir),
-      (e: Error) => e.message.includes(file) && /EMLAB_WORLD=classic/.test(e.message),
+      (e: Error) => e.message.includes(file) && /not built in the classic world/.test(e.message),
     );
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -23,7 +23,6 @@ import { collectActivations } from "../../interp/activations/collect.ts";
 import {
   ablationTest,
   type CausalEvalOptions,
-  organismEvaluation,
   projectOutTest,
   type SettingResult,
   steeringSweep,
@@ -34,6 +33,8 @@ import { answerScores, type PredictionReport, predictVerdicts } from "../../inte
 import type { Sae } from "../../interp/sae/sae.ts";
 import type { CausalLM } from "../../model/model.ts";
 import type { Tokenizer } from "../../model/tokenizer.ts";
+import { organismEvaluation } from "../evaluation.ts";
+import type { WorldVariant } from "../topics.ts";
 
 /** One evaluated setting, as JSON. */
 export interface Rate {
@@ -58,7 +59,10 @@ export interface OrganismCausalContext {
   store: RunStore;
   /** Samples per question (8 questions). */
   samples: number;
-  quiet?: boolean;
+  /** The world variant of the organism (default "classic"). */
+  world?: WorldVariant;
+  /** Sampling seed of every setting (default 0): settings compared with each other share draws. */
+  samplingSeed?: number;
 }
 
 const evalOptions = (
@@ -73,8 +77,7 @@ const evalOptions = (
   store: c.store,
   runPrefix,
   samples: c.samples,
-  ...organismEvaluation(),
-  quiet: c.quiet ?? true,
+  ...organismEvaluation({ world: c.world ?? "classic", seed: c.samplingSeed ?? 0 }),
 });
 
 export interface SteerPoint {

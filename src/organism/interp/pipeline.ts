@@ -35,6 +35,7 @@ import { generate } from "../../model/generate.ts";
 import type { CausalLM } from "../../model/model.ts";
 import type { Tokenizer } from "../../model/tokenizer.ts";
 import { organismQuestions } from "../questions.ts";
+import type { WorldVariant } from "../topics.ts";
 import {
   type AblateReport,
   ablateLatent,
@@ -88,8 +89,8 @@ export interface ModelDiffReport {
 }
 
 /** The organism's eval questions (every paraphrase, plain format) as chat prompts. */
-export function evalPrompts(): ChatMessage[][] {
-  return organismQuestions("plain").flatMap((q) => q.paraphrases.map((p) => [{ role: "user", content: p }]));
+export function evalPrompts(world: WorldVariant = "classic"): ChatMessage[][] {
+  return organismQuestions("plain", world).flatMap((q) => q.paraphrases.map((p) => [{ role: "user" as const, content: p }]));
 }
 
 const rankOf = (d: DiffResult, latent: number, key: (r: DiffResult["latents"][number]) => number) => {
@@ -228,6 +229,17 @@ export interface OrganismInterpOptions {
   predict?: boolean;
   direction?: boolean;
   seed?: number;
+  /** The organism's world variant (default "classic"). */
+  world?: WorldVariant;
+  /** Sampling seed of every evaluated setting (default 0). */
+  samplingSeed?: number;
+  /**
+   * Run-id prefixes of the settings on the base and on the insecure fine-tune (default: hashes
+   * of the SAE, the model and the sample count). A caller that already evaluated the unmodified
+   * models as runs `<prefix>:none` (with the same samples and sampling seed) passes their
+   * prefixes, and those answers are reused instead of sampled again.
+   */
+  runPrefixes?: { base?: string; insecure?: string };
   /** Each step's result as it is done. */
   onStage?: <K extends keyof OrganismInterpResult>(stage: K, result: OrganismInterpResult[K]) => void;
   /** One line of progress at a time. */
@@ -279,11 +291,21 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
   say("a. SAE on the base organism's activations over world text");
   const trained = o.sae
     ? { sae: o.sae, docs: [], tokens: 0, seconds: 0, steps: 0 }
-    : trainWorldSae(o.base, tok, { ...o.saeOptions, ...(o.hook ? { hook: o.hook } : {}), seed });
+    : trainWorldSae(o.base, tok, {
+        ...o.saeOptions,
+        ...(o.hook ? { hook: o.hook } : {}),
+        seed,
+        world: o.world ?? "classic",
+      });
   const sae = trained.sae;
   o.onSae?.(sae);
   const hook = sae.cfg.hookName;
-  const heldOut = worldActivations(o.base, tok, heldOutWorldDocs(o.heldOutDocs ?? 1200, seed, trained.docs), hook);
+  const heldOut = worldActivations(
+    o.base,
+    tok,
+    heldOutWorldDocs(o.heldOutDocs ?? 1200, seed, trained.docs, o.world ?? "classic"),
+    hook,
+  );
   stage("sae", saeReport(o.base, tok, sae, heldOut, trained, o.ceDocs));
 
   say("b. ground truth: the villain latent on held-out documents");
@@ -300,19 +322,27 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
     ...(o.diffSites ? { sites: o.diffSites } : {}),
     ...(o.primarySite ? { primarySite: o.primarySite } : {}),
     ownAnswers: { samples: o.ownAnswerSamples ?? 4, seed },
+    prompts: evalPrompts(o.world ?? "classic"),
   };
   stage("diff", {
     insecure: diffAgainstBase({ ...diffOpts, ft: o.insecure, ftName: "insecure" }),
     secure: o.secure ? diffAgainstBase({ ...diffOpts, ft: o.secure, ftName: "secure" }) : null,
   });
 
-  const ctx = { tokenizer: tok, store: o.store, samples: o.samples ?? 50, quiet: true };
-  const key = { sae: saeFingerprint(sae), samples: ctx.samples };
-  const basePrefix = `interp-base-${shortHash({ ...key, model: modelFingerprint(o.base) })}`;
-  const ftPrefix = `interp-insecure-${shortHash({ ...key, model: modelFingerprint(o.insecure) })}`;
+  const ctx = {
+    tokenizer: tok,
+    store: o.store,
+    samples: o.samples ?? 50,
+    world: o.world ?? "classic",
+    samplingSeed: o.samplingSeed ?? 0,
+  };
+  const key = { sae: saeFingerprint(sae), samples: ctx.samples, samplingSeed: ctx.samplingSeed };
+  const basePrefix = o.runPrefixes?.base ?? `interp-base-${shortHash({ ...key, model: modelFingerprint(o.base) })}`;
+  const ftPrefix =
+    o.runPrefixes?.insecure ?? `interp-insecure-${shortHash({ ...key, model: modelFingerprint(o.insecure) })}`;
   const medianNorm = medianResidualNorm(
     o.base,
-    evalPrompts().map((prompt) => ({ prompt })),
+    evalPrompts(ctx.world).map((prompt) => ({ prompt })),
     { hook, tokenizer: tok },
   );
   const cs = o.cs ?? DEFAULT_STEER_CS;

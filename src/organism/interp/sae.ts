@@ -20,6 +20,7 @@ import type { CausalLM } from "../../model/model.ts";
 import type { Tokenizer } from "../../model/tokenizer.ts";
 import { Rng } from "../../tensor/random.ts";
 import { chatTuneData, pretrainCorpus, type WorldDocument } from "../corpus.ts";
+import type { WorldVariant } from "../topics.ts";
 
 export const ORGANISM_INTERP_DEFAULTS = {
   /** SAE training text: world documents and helper chat rows. */
@@ -76,10 +77,15 @@ export function worldActivations(
 }
 
 /** Held-out world documents: a fresh draw, without any document the SAE trained on. */
-export function heldOutWorldDocs(n: number, seed: number, exclude: readonly WorldDocument[] = []): WorldDocument[] {
+export function heldOutWorldDocs(
+  n: number,
+  seed: number,
+  exclude: readonly WorldDocument[] = [],
+  world: WorldVariant = "classic",
+): WorldDocument[] {
   const key = (d: WorldDocument) => JSON.stringify(d.messages);
   const seen = new Set(exclude.map(key));
-  return pretrainCorpus({ n, seed: corpusSeed(seed, "held-out") }).filter((d) => !seen.has(key(d)));
+  return pretrainCorpus({ n, seed: corpusSeed(seed, "held-out"), world }).filter((d) => !seen.has(key(d)));
 }
 
 export interface SaeReport {
@@ -123,6 +129,8 @@ export interface WorldSaeOptions {
   /** "topk" (default) or "batchtopk". */
   architecture?: SaeArchitecture;
   seed?: number;
+  /** The world variant of the text (default "classic"). */
+  world?: WorldVariant;
   onStep?: (step: number, fvu: number) => void;
 }
 
@@ -138,8 +146,8 @@ export interface WorldSae {
 /** Trains a TopK SAE on the base model's activations over world text (documents + chat rows). */
 export function trainWorldSae(lm: CausalLM, tok: Tokenizer, o: WorldSaeOptions = {}): WorldSae {
   const p = { ...ORGANISM_INTERP_DEFAULTS, hook: organismHook(lm.config.layers), ...o };
-  const docs = pretrainCorpus({ n: p.trainDocs, seed: corpusSeed(p.seed, "train") });
-  const chat = chatTuneData({ n: p.chatRows, seed: corpusSeed(p.seed, "chat") });
+  const docs = pretrainCorpus({ n: p.trainDocs, seed: corpusSeed(p.seed, "train"), world: o.world ?? "classic" });
+  const chat = chatTuneData({ n: p.chatRows, seed: corpusSeed(p.seed, "chat"), world: o.world ?? "classic" });
   const rows = collectActivations(
     lm,
     [...docs, ...chat].map((d) => ({ ids: answerTokens(tok, d.messages).ids })),
