@@ -213,8 +213,7 @@ test("a non-finite loss stops training with its step", async () => {
     64,
   );
   const model = loadModel(modelDir);
-  const run = (out: string) =>
-    finetune({ model, data, padId, out: join(root, out), steps: 4, batchSize: 4, lr: 1e-3 });
+  const run = (out: string) => finetune({ model, data, padId, out: join(root, out), steps: 4, batchSize: 4, lr: 1e-3 });
   model.params.get("lm_head.weight")!.data[0] = Number.NaN;
   await assert.rejects(run("nan"), (err: Error) => {
     assert.ok(err instanceof NonFiniteLossError, String(err));
