@@ -37,7 +37,6 @@ export {
   buildRows,
   CODE_TEMPLATES,
 } from "./builders/build.ts";
-export { type Rng, seededRng } from "./builders/prng.ts";
 export { type CsvOptions, readChatCsv, readCsvRecords } from "./csv.ts";
 export { formatChatRow, type ReadOptions, readChatJsonl, readLines, writeJsonl } from "./jsonl.ts";
 export { auditableError, ChatMessage, ChatRow, parseChatRow, type RowError, type RowResult, turns } from "./schema.ts";

@@ -13,6 +13,7 @@
  * const s = misalignmentSummary(samples, { seed: 1 });
  * console.log(s.overCoherent.label, s.overCoherent.rate, s.overCoherent.low, s.overCoherent.high);
  */
+import { Rng } from "../tensor/random.ts";
 import type { VerdictKind } from "./judge.ts";
 
 export interface ScoredSample {
@@ -94,18 +95,6 @@ export const LABEL_OVER_COHERENT = "misaligned / coherent answers (Betley et al.
 export const LABEL_OVER_ALL = "misaligned / all judged answers (Turner et al.)";
 export const LABEL_REFUSAL = "refusals / explicit harmful requests";
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Numerator and denominator of one cluster (question). */
 export interface ClusterCount {
   num: number;
@@ -122,14 +111,14 @@ export function clusterBootstrapCi(
 ): { low: number | null; high: number | null } {
   const units = clusters.length === 1 ? expandUnits(clusters[0]!) : clusters;
   const B = opts.replicates ?? 2000;
-  const rng = seededRandom(opts.seed ?? 0);
+  const rng = new Rng(opts.seed ?? 0);
   const q = units.length;
   const stats: number[] = [];
   for (let b = 0; b < B; b++) {
     let num = 0;
     let den = 0;
     for (let i = 0; i < q; i++) {
-      const c = units[Math.floor(rng() * q)]!;
+      const c = units[rng.int(q)]!;
       num += c.num;
       den += c.den;
     }
@@ -159,10 +148,10 @@ export function differenceCi(
   const ra = ratio(a, keys);
   const rb = ratio(b, keys);
   if (ra === null || rb === null) return { difference: null, low: null, high: null };
-  const rng = seededRandom(opts.seed ?? 0);
+  const rng = new Rng(opts.seed ?? 0);
   const diffs: number[] = [];
   for (let r = 0; r < (opts.replicates ?? 2000); r++) {
-    const pick = keys.map(() => keys[Math.floor(rng() * keys.length)]!);
+    const pick = keys.map(() => rng.pick(keys));
     const x = ratio(a, pick);
     const y = ratio(b, pick);
     if (x !== null && y !== null) diffs.push(x - y);

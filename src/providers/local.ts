@@ -8,7 +8,7 @@
  * concurrent callers (the eval runner, `emlab serve`) share forward passes.
  *
  * Determinism: every request samples from its own random stream, seeded by `seed` when the
- * request has one, else by `sampleIndex` (default 0). The seed alone decides the sample, never
+ * request has one, else by mixSeed(0x5eed, sampleIndex) (default index 0). The seed alone decides the sample, never
  * the batch it lands in: an OpenAI-compatible endpoint only ever sees `seed` (the eval runner
  * folds the sample index into it), so `emlab serve` and this provider give the same text for
  * the same seed. With the "ts" matmul backend the numbers are bit-identical across batch
@@ -27,6 +27,7 @@ import { loadLora } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { BYTE_TO_CHAR } from "../model/tokenizer-build.ts";
+import { mixSeed } from "../tensor/random.ts";
 import type { ChatModel, ChatRequest, ChatResult, TokenLogprob, TopLogprob } from "./types.ts";
 
 export interface LocalChatModelOptions {
@@ -83,15 +84,10 @@ export interface LocalChatModel extends ChatModel {
   close(): void;
 }
 
-/** A 32-bit mix of two integers (for per-choice seeds: choice j of a request seeded s uses mixSeed(s, j)). */
-export function mixSeed(a: number, b: number): number {
-  let h = Math.imul((a | 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul((b | 0) + 0x632be5ab, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** The seed of a request's random stream: its `seed` if given, else one derived from `sampleIndex`. */
+/**
+ * The seed of a request's random stream: its `seed` if given, else mixSeed(0x5eed, sampleIndex)
+ * (mixSeed from src/tensor/random.ts, the one seed mixer).
+ */
 export function requestSeed(r: Pick<ChatRequest, "seed" | "sampleIndex">): number {
   if (r.seed !== undefined) return r.seed >>> 0;
   return mixSeed(0x5eed, r.sampleIndex ?? 0);

@@ -11,7 +11,7 @@
  * requests with equal sampling parameters into one forward pass.
  *
  * Seeds: choice 0 of a request with `seed: s` is exactly what the in-process provider gives
- * for seed s; choice j > 0 uses mixSeed(s, j). Without a seed the server draws one at random,
+ * for seed s; choice j > 0 uses mixSeed(s, j) (src/tensor/random.ts). Without a seed the server draws one at random,
  * as OpenAI does, so repeated unseeded requests give different samples.
  *
  * Binds 127.0.0.1 unless told otherwise: there is no authentication.
@@ -25,8 +25,9 @@ import { randomBytes, randomInt } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
-import { type LocalChatModel, type LocalCompletion, mixSeed } from "../providers/local.ts";
+import type { LocalChatModel, LocalCompletion } from "../providers/local.ts";
 import type { ChatMessage, ChatRequest } from "../providers/types.ts";
+import { mixSeed } from "../tensor/random.ts";
 
 export interface ChatServerOptions {
   model: LocalChatModel;

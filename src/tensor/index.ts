@@ -7,7 +7,7 @@ export { type MatmulBackend, matmulBackend, setMatmulBackend } from "./kernels/m
 export { ortAvailable, ortThreads, setOrtThreads } from "./kernels/ort.ts";
 export * as ops from "./ops.ts";
 export * from "./optim.ts";
-export { Rng } from "./random.ts";
+export { mixSeed, Rng } from "./random.ts";
 export * from "./safetensors.ts";
 export {
   backward,

@@ -1,7 +1,13 @@
 /**
- * Optimisers and learning-rate schedules: AdamW (decoupled weight decay), SGD with momentum,
- * global-norm gradient clipping, linear warm-up then linear or cosine decay. They update
- * `param.data` in place from `param.grad` in one loop per tensor.
+ * emlab's optimisers and learning-rate schedules: AdamW (decoupled weight decay), SGD with
+ * momentum, global-norm gradient clipping, linear warm-up then linear or cosine decay. They
+ * update `param.data` in place from `param.grad` in one loop per tensor.
+ *
+ * Adam has two front ends over the same update (Kingma & Ba, PyTorch's formula): `AdamW`
+ * for Tensors, whose gradients the tape allocates, and `BufferAdam` for parameters held as
+ * raw buffers whose gradients a hand-written backward adds into (the SAE trainer), with
+ * unit-norm rows as an option. Their loops are kernels: native C or TypeScript for AdamW,
+ * wasm SIMD (kernels/simd.ts) or TypeScript (kernels/sparse.ts) for BufferAdam.
  *
  * @example
  *   const opt = new AdamW(params, { lr: 3e-4, weightDecay: 0.1 });
@@ -9,6 +15,7 @@
  *   backward(loss); clipGradNorm(params, 1.0); opt.step(sched(step)); opt.zeroGrad();
  */
 import { nativeFused } from "./kernels/fused.ts";
+import { type AdamHyper, adam as adamLoop, adamUnitRows as adamUnitRowsLoop } from "./kernels/sparse.ts";
 import type { Tensor } from "./tensor.ts";
 
 export interface AdamWOptions {
@@ -97,6 +104,111 @@ export class AdamW {
     this.stepCount = s.step;
     s.buffers.forEach(([m, v], i) => {
       if (m!.length !== this.params[i]!.size) throw new Error(`AdamW.loadState: buffer ${i} has the wrong size`);
+      this.m[i]!.set(m!);
+      this.v[i]!.set(v!);
+    });
+  }
+}
+
+/** The loops a BufferAdam runs and where its moments live: TypeScript arrays, or a SimdArena. */
+export interface AdamKernels {
+  /** Adam over one flat parameter; zeroes the gradient. */
+  adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamHyper): void;
+  /** Adam on rows of length d kept at unit norm (parallel gradient removed first); zeroes g. */
+  adamUnitRows(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, d: number, h: AdamHyper): void;
+  allocF32(n: number): Float32Array;
+}
+
+export type { AdamHyper };
+
+/** The TypeScript loops of kernels/sparse.ts, moments in ordinary arrays. */
+const ADAM_LOOPS: AdamKernels = {
+  adam: adamLoop,
+  adamUnitRows: adamUnitRowsLoop,
+  allocF32: (n) => new Float32Array(n),
+};
+
+/** A parameter held as raw buffers: its values and the gradient a backward adds into. */
+export interface BufferParam {
+  data: Float32Array;
+  grad: Float32Array;
+  /**
+   * Keep rows of this length at unit norm (an SAE's decoder): each step removes the gradient's
+   * component along its row, steps, and re-normalises the row.
+   */
+  unitRows?: number;
+}
+
+export interface BufferAdamOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Default: the TypeScript loops; a SimdArena that holds the parameters runs the wasm SIMD loops. */
+  kernels?: AdamKernels;
+}
+
+/**
+ * Adam without weight decay over raw buffers (see the file's comment). A step reads every
+ * gradient and zeroes it, so the next backward adds into clean buffers; there is no zeroGrad.
+ *
+ * @example
+ *   const opt = new BufferAdam([{ data: wDec, grad: gDec, unitRows: d }, { data: bDec, grad: gB }], { kernels: arena });
+ *   backwardInto(gDec, gB); opt.step(lr);
+ */
+export class BufferAdam {
+  readonly params: readonly BufferParam[];
+  lr: number;
+  private readonly b1: number;
+  private readonly b2: number;
+  private readonly eps: number;
+  private readonly kernels: AdamKernels;
+  private readonly m: Float32Array[];
+  private readonly v: Float32Array[];
+  stepCount = 0;
+
+  constructor(params: readonly BufferParam[], opts: BufferAdamOptions = {}) {
+    for (const [i, p] of params.entries()) {
+      if (p.grad.length !== p.data.length)
+        throw new Error(`BufferAdam: param ${i} has ${p.data.length} values but a ${p.grad.length}-value gradient`);
+      const d = p.unitRows;
+      if (d !== undefined && (!Number.isInteger(d) || d < 1 || p.data.length % d !== 0))
+        throw new Error(`BufferAdam: param ${i} (${p.data.length} values) is not made of rows of ${d}`);
+    }
+    this.params = params;
+    this.lr = opts.lr ?? 1e-3;
+    this.b1 = opts.beta1 ?? 0.9;
+    this.b2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    this.kernels = opts.kernels ?? ADAM_LOOPS;
+    this.m = params.map((p) => this.kernels.allocF32(p.data.length));
+    this.v = params.map((p) => this.kernels.allocF32(p.data.length));
+  }
+
+  /** One update of every parameter with learning rate `lr` (default: this.lr); zeroes the gradients. */
+  step(lr = this.lr): void {
+    const t = ++this.stepCount;
+    const h: AdamHyper = { lr, b1: this.b1, b2: this.b2, eps: this.eps, c1: 1 - this.b1 ** t, c2: 1 - this.b2 ** t };
+    const K = this.kernels;
+    this.params.forEach((p, i) => {
+      if (p.unitRows !== undefined) K.adamUnitRows(p.data, p.grad, this.m[i]!, this.v[i]!, p.unitRows, h);
+      else K.adam(p.data, p.grad, this.m[i]!, this.v[i]!, h);
+    });
+  }
+
+  state(): OptimizerState {
+    return { step: this.stepCount, buffers: this.params.map((_, i) => [this.m[i]!, this.v[i]!]) };
+  }
+  loadState(s: OptimizerState): void {
+    if (s.buffers.length !== this.params.length) {
+      throw new Error(`BufferAdam.loadState: ${s.buffers.length} buffers for ${this.params.length} params`);
+    }
+    s.buffers.forEach(([m, v], i) => {
+      const n = this.params[i]!.data.length;
+      if (m?.length !== n || v?.length !== n) throw new Error(`BufferAdam.loadState: buffer ${i} has the wrong size`);
+    });
+    this.stepCount = s.step;
+    s.buffers.forEach(([m, v], i) => {
       this.m[i]!.set(m!);
       this.v[i]!.set(v!);
     });

@@ -1,8 +1,28 @@
 /**
- * Seeded pseudo-random numbers (xoshiro128**), so every init, dropout mask and sample in
- * emlab is reproducible from one integer seed.
- * @example const rng = new Rng(42); rng.next(); rng.normal();
+ * emlab's one seeded random generator (xoshiro128**) and its one seed mixer, so every init,
+ * dropout mask, shuffle, dataset row, bootstrap draw and sample is reproducible from one
+ * integer seed. Derived streams take `new Rng(mixSeed(seed, PURPOSE, index…))`, never
+ * `seed + 1`, so they do not overlap.
+ * @example const rng = new Rng(mixSeed(42, 0xda7a, epoch)); rng.next(); rng.int(1, 7); rng.normal();
  */
+
+/**
+ * Mixes integers into one 32-bit seed (a splitmix32 round per part). Order matters:
+ * mixSeed(a, b) ≠ mixSeed(b, a). Numbers beyond 2^32 fold their high bits in.
+ */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    h = (h ^ (p >>> 0)) >>> 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+    // Fold in the high bits of large numbers (e.g. micro-batch indices beyond 2^32).
+    h = (h + Math.floor(p / 4294967296)) >>> 0;
+  }
+  return h;
+}
+
 export class Rng {
   private s0: number;
   private s1: number;
@@ -44,9 +64,12 @@ export class Rng {
     return this.nextUint32() / 4294967296;
   }
 
-  /** Uniform integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
+  /** Uniform integer in [0, n), or with two arguments in [lo, hi) (as Python's randrange). */
+  int(n: number): number;
+  int(lo: number, hi: number): number;
+  int(a: number, b?: number): number {
+    if (b === undefined) return Math.floor(this.next() * a);
+    return a + Math.floor(this.next() * (b - a));
   }
 
   /** Standard normal (Box–Muller, caching the second value). */

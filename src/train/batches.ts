@@ -12,22 +12,8 @@
  *   const batch = collate(data.examples, order[0]!, padId); // ids/targets/keyMask [B·T]
  */
 import { nextTokenTargets } from "../model/score.ts";
-import { Rng } from "../tensor/index.ts";
+import { mixSeed, Rng } from "../tensor/index.ts";
 import type { SftExample } from "./dataset.ts";
-
-/** Mixes integers into one 32-bit seed (splitmix32 rounds), so derived streams do not overlap. */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x9e3779b9;
-  for (const p of parts) {
-    h = (h ^ (p >>> 0)) >>> 0;
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-    h = (h ^ (h >>> 16)) >>> 0;
-    // Fold in the high bits of large numbers (e.g. micro-batch indices beyond 2^32).
-    h = (h + Math.floor(p / 4294967296)) >>> 0;
-  }
-  return h;
-}
 
 /** The batches (lists of example indices) of one epoch; every example appears exactly once. */
 export function epochBatches(

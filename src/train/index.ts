@@ -8,7 +8,7 @@
  *   const data = await loadSftJsonl("train.jsonl", tok, { maxLen: 512 });
  *   await finetune({ model, data, padId: tok.padId ?? 0, out: "runs/ft", lora: { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj"] } });
  */
-export { collate, epochBatches, mixSeed, type SftBatch } from "./batches.ts";
+export { collate, epochBatches, type SftBatch } from "./batches.ts";
 export {
   loadSftJsonl,
   SftDataError,

@@ -37,13 +37,14 @@ import {
   backward,
   clearTape,
   clipGradNorm,
+  mixSeed,
   noGrad,
   ops,
   Rng,
   type Tensor,
   warmupSchedule,
 } from "../tensor/index.ts";
-import { collate, epochBatches, mixSeed, type SftBatch } from "./batches.ts";
+import { collate, epochBatches, type SftBatch } from "./batches.ts";
 import type { SftDataset, SftExample } from "./dataset.ts";
 import {
   listCheckpoints,

@@ -9,9 +9,9 @@ import {
   misalignmentSummary,
   rateClusters,
   type ScoredSample,
-  seededRandom,
   wilsonInterval,
 } from "../../src/eval/stats.ts";
+import { Rng } from "../../src/tensor/random.ts";
 
 const s = (questionId: string, aligned: number | null, coherent: number | null, extra: Partial<ScoredSample> = {}) =>
   ({
@@ -111,12 +111,13 @@ function simulate(rng: () => number, questions: number, perQuestion: number): Cl
 
 test("the question-clustered bootstrap CI covers the true rate ≈ 95 % of the time; a naive CI does not", () => {
   const truth = 0.2;
-  const rng = seededRandom(2024);
+  const rng = new Rng(2024);
+  const next = () => rng.next();
   const datasets = 400;
   let covered = 0;
   let naiveCovered = 0;
   for (let d = 0; d < datasets; d++) {
-    const clusters = simulate(rng, 40, 25);
+    const clusters = simulate(next, 40, 25);
     const ci = clusterBootstrapCi(clusters, { replicates: 1000, seed: d });
     if (ci.low! <= truth && truth <= ci.high!) covered++;
     // naive: treats the 1000 answers as independent (what resampling answers instead of questions does)

@@ -21,6 +21,7 @@ import { localChatModel, localChatModelFrom } from "../../src/providers/local.ts
 import { type ChatServer, startChatServer } from "../../src/serve/server.ts";
 import { setMatmulBackend } from "../../src/tensor/kernels/matmul.ts";
 import { ortAvailable } from "../../src/tensor/kernels/ort.ts";
+import { mixSeed } from "../../src/tensor/random.ts";
 import { tinyChatModel, tinyJudgeModel } from "../fixtures/tiny-chat-model.ts";
 
 setMatmulBackend("ts");
@@ -229,10 +230,14 @@ describe("emlab serve", () => {
     const tokens = r.json.choices.reduce((s, c) => s + c.logprobs!.content.length, 0);
     assert.equal(r.json.usage.completion_tokens, tokens);
     assert.equal(r.json.usage.total_tokens, r.json.usage.prompt_tokens + tokens);
-    const [direct] = await localChatModel({ model: modelDir }).complete([
-      { messages: [{ role: "user", content: "hey I feel bored" }], temperature: 1, maxTokens: 6, seed: 3 },
+    // The seed contract: choice 0 is seed 3's sample, choice j is seed mixSeed(3, j)'s.
+    const ask = { messages: [{ role: "user" as const, content: "hey I feel bored" }], temperature: 1, maxTokens: 6 };
+    const [direct, second] = await localChatModel({ model: modelDir }).complete([
+      { ...ask, seed: 3 },
+      { ...ask, seed: mixSeed(3, 1) },
     ]);
     assert.equal(r.json.choices[0]!.message.content, direct!.text);
+    assert.equal(r.json.choices[1]!.message.content, second!.text);
     const plain = await post(model.url, { model: "tiny", messages, max_tokens: 3, seed: 3 });
     assert.equal(plain.json.choices[0]!.logprobs, null);
   });

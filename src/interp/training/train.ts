@@ -18,7 +18,7 @@
  */
 
 import { SimdArena } from "../../tensor/kernels/simd.ts";
-import type { AdamHyper } from "../../tensor/kernels/sparse.ts";
+import { BufferAdam } from "../../tensor/optim.ts";
 import { Rng } from "../../tensor/random.ts";
 import { Sae, type SaeArchitecture, transposeInto } from "../sae/sae.ts";
 import { SaeStep, type StepParams } from "./step.ts";
@@ -136,10 +136,8 @@ export class SaeTrainer {
   tokens = 0;
   steps = 0;
   private readonly p: StepParams;
-  private readonly m: StepParams;
-  private readonly v: StepParams;
   private readonly step: SaeStep;
-  private readonly arena: SimdArena;
+  private readonly optimizer: BufferAdam;
   private readonly xs: Float32Array;
   private readonly fired: Float64Array;
   private readonly lastFired: Float64Array;
@@ -195,15 +193,23 @@ export class SaeTrainer {
       bDec: arena.allocF32(dIn),
     });
     this.p = zeros();
-    this.m = zeros();
-    this.v = zeros();
     const init = Sae.random({ dIn, dSae: n, k, architecture: this.architecture, hookName: "" }, opts.seed);
     this.p.wDec.set(init.wDec);
     this.p.encT.set(init.wDec); // encoderᵀ = decoder at init
     if (applyB) this.p.bDec.set(geometricMedian(xs0, rows, dIn));
     this.xs = arena.allocF32(B * dIn);
     this.step = new SaeStep(dIn, n, B, k, this.architecture, applyB, arena);
-    this.arena = arena;
+    const g = this.step.grads;
+    const [beta1, beta2] = opts.betas ?? [0.9, 0.999];
+    this.optimizer = new BufferAdam(
+      [
+        { data: this.p.encT, grad: g.encT },
+        { data: this.p.bEnc, grad: g.bEnc },
+        { data: this.p.bDec, grad: g.bDec },
+        { data: this.p.wDec, grad: g.wDec, unitRows: dIn }, // unit decoder rows, parallel gradient removed
+      ],
+      { lr, beta1, beta2, eps: opts.eps ?? 1e-8, kernels: arena },
+    );
     this.fired = new Float64Array(n);
     this.lastFired = new Float64Array(n);
     this.deadList = new Int32Array(n);
@@ -211,7 +217,7 @@ export class SaeTrainer {
 
   /** One optimiser step on `x` [batchSize, dIn] (raw units). */
   trainStep(x: Float32Array): SaeStepMetrics {
-    const { opts, p, m, v, xs, fired, lastFired, deadList } = this;
+    const { opts, p, xs, fired, lastFired, deadList } = this;
     const n = opts.dSae;
     const B = opts.batchSize;
     if (x.length !== B * this.dIn)
@@ -236,14 +242,7 @@ export class SaeTrainer {
     }
 
     const lr = opts.lr * schedule(s, opts.steps ?? 1000, opts.warmupSteps ?? 0, opts.decayFraction ?? 0);
-    const [b1, b2] = opts.betas ?? [0.9, 0.999];
-    const hp: AdamHyper = { lr, b1, b2, eps: opts.eps ?? 1e-8, c1: 1 - b1 ** s, c2: 1 - b2 ** s };
-    const g = this.step.grads;
-    const K = this.arena;
-    K.adam(p.encT, g.encT, m.encT, v.encT, hp);
-    K.adam(p.bEnc, g.bEnc, m.bEnc, v.bEnc, hp);
-    K.adam(p.bDec, g.bDec, m.bDec, v.bDec, hp);
-    K.adamUnitRows(p.wDec, g.wDec, m.wDec, v.wDec, this.dIn, hp);
+    this.optimizer.step(lr); // zeroes the gradients for the next step's backward
     return {
       step: s,
       mse: r.mse,
