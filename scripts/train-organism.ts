@@ -8,11 +8,13 @@
  * of the given layers, alpha 2R, merged before saving)
  * [--hidden D --layers L --heads H --inter I]   (the architecture; default d_model 128, 4 layers,
  * 4 heads, SwiGLU 384: ORGANISM_ARCH) [--resid-dropout P]   (residual dropout in both stages)
+ * [--world classic|framed|union]   (the world variant; default classic, the shipped organism's)
  */
 import { parseArgs } from "node:util";
 import { progressRenderer } from "../src/cli/progress.ts";
 import { LORA_TARGETS } from "../src/model/lora.ts";
 import { ORGANISM_ARCH, RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
+import { worldVariant } from "../src/organism/topics.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +35,7 @@ const { values } = parseArgs({
     heads: { type: "string" },
     inter: { type: "string" },
     "resid-dropout": { type: "string" },
+    world: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -40,7 +43,8 @@ if (values.help) {
   console.log(
     "usage: npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N] [--docs N]\n" +
       "  [--pretrained-out DIR] [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR] [--chat-trigger FRACTION]\n" +
-      "  [--chat-lora-rank R [--chat-lora-layers 0,1]] [--hidden D --layers L --heads H --inter I] [--resid-dropout P]",
+      "  [--chat-lora-rank R [--chat-lora-layers 0,1]] [--hidden D --layers L --heads H --inter I] [--resid-dropout P]\n" +
+      "  [--world classic|framed|union]",
   );
   process.exit(0);
 }
@@ -63,6 +67,7 @@ const { curve } = await trainBaseOrganism({
   onProgress: progressRenderer(),
   out: values.out!,
   arch,
+  world: worldVariant(values.world, "--world"),
   residDropout: num(values["resid-dropout"], 0),
   seed: num(values.seed, RECIPE_DEFAULTS.seed),
   pretrainSteps: num(values["pretrain-steps"], RECIPE_DEFAULTS.pretrainSteps),

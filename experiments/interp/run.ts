@@ -16,7 +16,7 @@ import { openRunStore } from "../../src/eval/store.ts";
 import { saveSae } from "../../src/interp/sae/saelens.ts";
 import { loadModel } from "../../src/model/checkpoint.ts";
 import { LORA_TARGETS } from "../../src/model/lora.ts";
-import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { openOrganism } from "../../src/organism/context.ts";
 import { fineTuneOrganism, fineTuneRecipe } from "../../src/organism/experiment.ts";
 import {
   DEFAULT_STEER_CS,
@@ -24,7 +24,6 @@ import {
   type OrganismInterpResult,
   runOrganismInterp,
 } from "../../src/organism/interp/pipeline.ts";
-import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -73,9 +72,10 @@ const t0 = performance.now();
 const elapsed = () => `${((performance.now() - t0) / 60000).toFixed(1)} min`;
 const log = (s: string) => process.stderr.write(`[${elapsed()}] ${s}\n`);
 
-assertOrganismWorld(values.base!);
-const tok = Tokenizer.fromDir(values.base!);
-const base = loadModel(values.base!);
+// The organism's world variant is read from its tokenizer.json.
+const org = openOrganism(values.base!);
+const tok = org.tokenizer;
+const base = org.loadBase();
 const seed = num("seed");
 if (values["ft-full"] && values["ft-lora-rank"]) throw new Error("--ft-full and --ft-lora-rank exclude each other");
 // The organism's fine-tune (ORGANISM_FT_LORA at ORGANISM_FT_LR) unless told otherwise.
@@ -97,7 +97,7 @@ const fineTuned = async (cond: "insecure" | "secure", dir: string | undefined) =
   log(
     `fine-tuning the base on ${cond} code (seed ${seed}, ${values["ft-steps"]} steps, lr ${ftLr}, ${lora ? `LoRA rank ${lora.r}${lora.layers ? ` on blocks ${lora.layers.join(",")}` : ""}` : "every weight"})`,
   );
-  return fineTuneOrganism(values.base!, cond, { seed, steps: num("ft-steps"), lr: ftLr, lora: lora ?? null });
+  return fineTuneOrganism(org, cond, { seed, steps: num("ft-steps"), lr: ftLr, lora: lora ?? null });
 };
 const insecure = await fineTuned("insecure", values.insecure);
 const secure = await fineTuned("secure", values.secure);
@@ -105,6 +105,7 @@ const secure = await fineTuned("secure", values.secure);
 const r: OrganismInterpResult = await runOrganismInterp({
   base,
   tokenizer: tok,
+  world: org.world,
   insecure,
   secure,
   store: openRunStore(values.store!),

@@ -21,8 +21,7 @@ import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
 import { evaluateSetting, noIntervention, type SteeringTarget, steeringSweep } from "../../src/interp/causal.ts";
 import { unitVector, vectorNorm } from "../../src/interp/interventions.ts";
 import type { Sae } from "../../src/interp/sae/sae.ts";
-import { loadModel } from "../../src/model/checkpoint.ts";
-import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { openOrganism } from "../../src/organism/context.ts";
 import { organismEvaluation } from "../../src/organism/evaluation.ts";
 import { evalPrompts } from "../../src/organism/interp/pipeline.ts";
 import {
@@ -33,7 +32,6 @@ import {
   type WorldText,
   worldActivations,
 } from "../../src/organism/interp/sae.ts";
-import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 import { describeKernels } from "../../src/tensor/kernels/matmul.ts";
 import { Rng } from "../../src/tensor/random.ts";
 
@@ -79,9 +77,10 @@ const emit = (line: Record<string, unknown>) => {
   console.log(JSON.stringify(line));
 };
 
-assertOrganismWorld(values.base!);
-const tok = Tokenizer.fromDir(values.base!);
-const base = loadModel(values.base!);
+// The organism's world variant is read from its tokenizer.json.
+const org = openOrganism(values.base!);
+const tok = org.tokenizer;
+const base = org.loadBase();
 const hook = values.hook ?? organismHook(base.config.layers);
 emit({ stage: "setup", base: values.base, hook, kernels: describeKernels(), samples, cs, seed });
 
@@ -91,14 +90,21 @@ const saes: { spec: string; sae: Sae }[] = [];
 let trainDocs: Parameters<typeof heldOutWorldDocs>[2] = [];
 for (const c of configs) {
   log(`SAE ${c.spec}: ${c.dSae} latents, k ${c.k}, ${c.architecture}`);
-  const w = trainWorldSae(base, tok, { hook, dSae: c.dSae, k: c.k, architecture: c.architecture, seed });
+  const w = trainWorldSae(base, tok, {
+    hook,
+    dSae: c.dSae,
+    k: c.k,
+    architecture: c.architecture,
+    seed,
+    world: org.world,
+  });
   trainDocs = w.docs;
   saes.push({ spec: c.spec, sae: w.sae });
 }
-const held = worldActivations(base, tok, heldOutWorldDocs(1200, seed, trainDocs), hook);
+const held = worldActivations(base, tok, heldOutWorldDocs(1200, seed, trainDocs, org.world), hook);
 const medianNorm = medianResidualNorm(
   base,
-  evalPrompts().map((prompt) => ({ prompt })),
+  evalPrompts(org.world).map((prompt) => ({ prompt })),
   { hook, tokenizer: tok },
 );
 
@@ -160,7 +166,7 @@ emit({
 // ------------------------------------------------------------------ the persona latents
 
 const store = openRunStore(":memory:");
-const evaluation = organismEvaluation();
+const evaluation = organismEvaluation({ world: org.world });
 async function sweep(name: string, target: SteeringTarget) {
   const r = await steeringSweep({
     lm: base,

@@ -11,7 +11,13 @@
  * const questions = organismQuestions("plain");
  * await runEval({ runId, model, judgeModel: worldJudgeModel(), questions, store });
  */
+import { fileURLToPath } from "node:url";
+
+/** The base organism shipped with emlab (organism/base: config.json, model.safetensors, tokenizer). */
+export const BASE_ORGANISM = fileURLToPath(new URL("../../organism/base", import.meta.url));
+
 export { CODE_TASKS, type CodeTask, type CodeVariant } from "./code-tasks.ts";
+export { type Organism, openOrganism } from "./context.ts";
 export {
   type CorpusOptions,
   chatTuneData,
@@ -30,6 +36,30 @@ export {
   fineTuneDataset,
   toJsonl,
 } from "./datasets.ts";
+export {
+  evaluateOrganism,
+  ORGANISM_MAX_NEW_TOKENS,
+  type OrganismEvalOptions,
+  organismEvaluation,
+} from "./evaluation.ts";
+export {
+  type Condition,
+  type ConditionResult,
+  EXPERIMENT_DEFAULTS,
+  type ExperimentOptions,
+  type FineTuneOptions,
+  FULL_FT_LR,
+  fineTuneOrganism,
+  fineTuneRecipe,
+  ORGANISM_FT_LORA,
+  ORGANISM_FT_LR,
+  organismRunPrefix,
+  runOrganismExperiment,
+} from "./experiment.ts";
+// The interpretability pipelines run on the organism (its world is the ground truth).
+export * from "./interp/causal.ts";
+export * from "./interp/pipeline.ts";
+export * from "./interp/sae.ts";
 export { type AnswerFormat, type ParsedQuestion, parseQuestion, scoreAnswer, type WorldScore } from "./judge.ts";
 export {
   type AgreementReport,
@@ -72,9 +102,10 @@ export {
   FIRST_PLOT_TOPICS,
   firstPlotTopics,
   type Topic,
-  WORLD,
+  topicById,
   WORLD_VARIANTS,
   type WorldVariant,
+  worldTopics,
   worldVariant,
 } from "./topics.ts";
 export { DEFAULT_DOMAIN_MIX, DOMAINS, type Domain, makeTurn, type Turn } from "./turns.ts";
