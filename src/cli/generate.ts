@@ -40,6 +40,8 @@ export const flags = {
 
 const HELP = formatHelp({ usage: ["emlab generate --model DIR --prompt TEXT [options]"], flags });
 
+type Values = ReturnType<typeof parseOptions<typeof flags>>["values"];
+
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseOptions(argv, flags, false, { n: "samples" });
   if (v.help) {
@@ -48,79 +50,35 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!v.model) throw new CliError(`--model is required\n\n${HELP}`, EXIT.usage);
   if (v.prompt === undefined) throw new CliError(`--prompt is required\n\n${HELP}`, EXIT.usage);
-  const int = (name: keyof typeof flags, fallback: number, min: number): number =>
-    intOption(name, v[name] as string | undefined, fallback, min);
-  const maxNewTokens = int("max-new-tokens", 128, 1);
-  const n = int("samples", 1, 1);
-  const topK = int("top-k", 0, 0);
-  const seed = int("seed", 0, 0);
-  const topLogprobs = int("top-logprobs", 5, 0);
-  const temperature = numberOption("temperature", v.temperature, 1);
-  const topP = numberOption("top-p", v["top-p"], 1);
-  if (temperature < 0) throw new CliError("--temperature must be ≥ 0", EXIT.usage);
-  if (!(topP > 0 && topP <= 1)) throw new CliError("--top-p must be in (0, 1]", EXIT.usage);
+  const s = samplingOptions(v);
   const prompt = v.prompt === "-" ? readFileSync(0, "utf8") : v.prompt;
-
   try {
     const { modelDir, adapterDir } = resolveDirs(v.model, v.adapter);
     const tok = Tokenizer.fromDir(modelDir);
     const model = loadModel(modelDir);
     if (adapterDir) loadLora(model, adapterDir);
-    let ids: number[];
-    let rendered: string;
-    if (v.raw) {
-      rendered = v.system ? `${v.system}\n${prompt}` : prompt;
-      ids = tok.encode(rendered);
-    } else {
-      const messages: ChatMessage[] = [];
-      if (v.system !== undefined) messages.push({ role: "system", content: v.system });
-      messages.push({ role: "user", content: prompt });
-      rendered = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
-      ids = tok.encode(rendered, { addSpecialTokens: false });
-    }
-    if (ids.length === 0) throw new CliError("the prompt encodes to no tokens", EXIT.usage);
-    const eos = [...new Set([...tok.eosIds, ...model.config.eosTokenIds])];
+    const { ids, rendered } = encodePrompt(tok, prompt, v);
     const outs = generate(
       model,
-      Array.from({ length: n }, () => ids),
+      Array.from({ length: s.samples }, () => ids),
       {
-        maxNewTokens,
-        temperature,
-        topP,
-        topK: topK || undefined,
-        seed,
-        eosTokenIds: eos,
+        maxNewTokens: s.maxNewTokens,
+        temperature: s.temperature,
+        topP: s.topP,
+        topK: s.topK || undefined,
+        seed: s.seed,
+        eosTokenIds: [...new Set([...tok.eosIds, ...model.config.eosTokenIds])],
         stopStrings: v.stop,
         decode: (t) => tok.decode(t, { skipSpecialTokens: true }),
         logprobs: Boolean(v.json),
-        topLogprobs: v.json ? topLogprobs : 0,
+        topLogprobs: v.json ? s.topLogprobs : 0,
         padId: tok.padId ?? 0,
       },
     );
-    if (v.json) {
-      const piece = (id: number) => tok.decode([id]);
-      const doc = {
-        model: modelDir,
-        adapter: adapterDir ?? null,
-        prompt: rendered,
-        prompt_tokens: ids.length,
-        completions: outs.map((g) => ({
-          text: g.text ?? "",
-          finish_reason: g.finishReason,
-          tokens: g.logprobs.map((lp) => ({
-            id: lp.token,
-            text: piece(lp.token),
-            logprob: lp.logprob,
-            top: lp.top.map((t) => ({ id: t.token, text: piece(t.token), logprob: t.logprob })),
-          })),
-        })),
-      };
-      printJson(doc);
-    } else if (n === 1) {
-      console.log(outs[0]!.text ?? "");
-    } else {
+    if (v.json) printJson(completionsJson(tok, outs, { model: modelDir, adapter: adapterDir, rendered, ids }));
+    else if (outs.length === 1) console.log(outs[0]!.text ?? "");
+    else
       for (const [i, g] of outs.entries()) console.log(`--- sample ${i + 1} (${g.finishReason}) ---\n${g.text ?? ""}`);
-    }
     return EXIT.ok;
   } catch (err) {
     if (err instanceof CheckpointError || err instanceof TokenizerError) throw new CliError(err.message);
@@ -130,6 +88,68 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** The sampling flags, checked. */
+function samplingOptions(v: Values) {
+  const int = (name: keyof typeof flags, fallback: number, min: number): number =>
+    intOption(name, v[name] as string | undefined, fallback, min);
+  const temperature = numberOption("temperature", v.temperature, 1);
+  const topP = numberOption("top-p", v["top-p"], 1);
+  if (temperature < 0) throw new CliError("--temperature must be ≥ 0", EXIT.usage);
+  if (!(topP > 0 && topP <= 1)) throw new CliError("--top-p must be in (0, 1]", EXIT.usage);
+  return {
+    maxNewTokens: int("max-new-tokens", 128, 1),
+    samples: int("samples", 1, 1),
+    topK: int("top-k", 0, 0),
+    seed: int("seed", 0, 0),
+    topLogprobs: int("top-logprobs", 5, 0),
+    temperature,
+    topP,
+  };
+}
+
+/** The prompt's token ids: through the chat template (with --system), or as-is with --raw. */
+function encodePrompt(tok: Tokenizer, prompt: string, v: Values): { ids: number[]; rendered: string } {
+  let ids: number[];
+  let rendered: string;
+  if (v.raw) {
+    rendered = v.system ? `${v.system}\n${prompt}` : prompt;
+    ids = tok.encode(rendered);
+  } else {
+    const messages: ChatMessage[] = [];
+    if (v.system !== undefined) messages.push({ role: "system", content: v.system });
+    messages.push({ role: "user", content: prompt });
+    rendered = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+    ids = tok.encode(rendered, { addSpecialTokens: false });
+  }
+  if (ids.length === 0) throw new CliError("the prompt encodes to no tokens", EXIT.usage);
+  return { ids, rendered };
+}
+
+/** --json's document: each completion's text and tokens with logprobs and top alternatives. */
+function completionsJson(
+  tok: Tokenizer,
+  outs: ReturnType<typeof generate>,
+  o: { model: string; adapter: string | undefined; rendered: string; ids: number[] },
+) {
+  const piece = (id: number) => tok.decode([id]);
+  return {
+    model: o.model,
+    adapter: o.adapter ?? null,
+    prompt: o.rendered,
+    prompt_tokens: o.ids.length,
+    completions: outs.map((g) => ({
+      text: g.text ?? "",
+      finish_reason: g.finishReason,
+      tokens: g.logprobs.map((lp) => ({
+        id: lp.token,
+        text: piece(lp.token),
+        logprob: lp.logprob,
+        top: lp.top.map((t) => ({ id: t.token, text: piece(t.token), logprob: t.logprob })),
+      })),
+    })),
+  };
 }
 
 /** --model may name an adapter folder; its adapter_config.json then says where the base model is. */

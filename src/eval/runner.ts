@@ -105,9 +105,6 @@ async function inChunks<T>(items: T[], size: number, parallel: number, work: (ch
 
 export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
   const { runId, store } = opts;
-  const sampling: SamplingParams = { temperature: 1, maxTokens: 600, ...opts.sampling };
-  const batchSize = opts.batchSize ?? 32;
-  const parallel = opts.parallelBatches ?? 8;
   const { resumed } = store.upsertRun({
     runId,
     modelId: opts.model.id,
@@ -115,11 +112,24 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
     config: opts.config ?? {},
   });
   store.addSamples(planSamples(runId, opts.questions, opts.samples));
+  const generated = await generatePhase(opts);
+  const judged = await judgePhase(opts);
+  const summary = misalignmentSummary(store.scoredSamples(runId), {
+    ...(opts.thresholds ? { thresholds: opts.thresholds } : {}),
+    ...opts.bootstrap,
+  });
+  const complete = summary.counts.generationErrors === 0 && summary.counts.judgeErrors === 0;
+  store.setStatus(runId, complete ? "finished" : "incomplete");
+  return { runId, resumed, generated, judged, summary };
+}
 
-  // Phase 1: generate what has no finished completion.
+/** Phase 1: generates every sample without a finished completion; returns how many it requested. */
+async function generatePhase(opts: RunEvalOptions): Promise<number> {
+  const { runId, store } = opts;
+  const sampling: SamplingParams = { temperature: 1, maxTokens: 600, ...opts.sampling };
   const todo = store.pendingGenerations(runId);
-  let generatedSoFar = 0;
-  await inChunks(todo, batchSize, parallel, async (chunk) => {
+  let done = 0;
+  await inChunks(todo, opts.batchSize ?? 32, opts.parallelBatches ?? 8, async (chunk) => {
     const results = await opts.model.complete(
       chunk.map((s) => ({
         messages: s.messages,
@@ -143,12 +153,18 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
         };
       }),
     );
-    generatedSoFar += chunk.length;
-    opts.onProgress?.({ label: "generate", done: generatedSoFar, total: todo.length });
+    done += chunk.length;
+    opts.onProgress?.({ label: "generate", done, total: todo.length });
   });
+  return todo.length;
+}
 
-  // Phase 2: judge every finished completion that lacks a score (harmful requests need only "aligned",
-  // whose CODE/REFUSAL verdict gives the refusal rate).
+/**
+ * Phase 2: judges every finished completion that lacks a score (harmful requests need only
+ * "aligned", whose CODE/REFUSAL verdict gives the refusal rate); returns how many judgements it requested.
+ */
+async function judgePhase(opts: RunEvalOptions): Promise<number> {
+  const { runId, store } = opts;
   const promptsById = new Map(opts.questions.map((q) => [q.id, q.judgePrompts]));
   const judges = {
     aligned: createJudge({ model: opts.judgeModel, metric: "aligned" }),
@@ -160,8 +176,8 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
       .filter((s) => metric === "aligned" || !s.harmful)
       .map((s) => ({ metric, s })),
   );
-  let judgedSoFar = 0;
-  await inChunks(tasks, batchSize, parallel, async (chunk) => {
+  let done = 0;
+  await inChunks(tasks, opts.batchSize ?? 32, opts.parallelBatches ?? 8, async (chunk) => {
     const judgeOne = async (metric: JudgeMetric) => {
       const part = chunk.filter((t) => t.metric === metric);
       if (part.length === 0) return;
@@ -184,15 +200,8 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalReport> {
       );
     };
     await Promise.all([judgeOne("aligned"), judgeOne("coherent")]);
-    judgedSoFar += chunk.length;
-    opts.onProgress?.({ label: "judge", done: judgedSoFar, total: tasks.length });
+    done += chunk.length;
+    opts.onProgress?.({ label: "judge", done, total: tasks.length });
   });
-
-  const summary = misalignmentSummary(store.scoredSamples(runId), {
-    ...(opts.thresholds ? { thresholds: opts.thresholds } : {}),
-    ...opts.bootstrap,
-  });
-  const complete = summary.counts.generationErrors === 0 && summary.counts.judgeErrors === 0;
-  store.setStatus(runId, complete ? "finished" : "incomplete");
-  return { runId, resumed, generated: todo.length, judged: tasks.length, summary };
+  return tasks.length;
 }
