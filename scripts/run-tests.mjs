@@ -20,5 +20,7 @@ const args = process.argv.slice(2);
 const files = args.filter((a) => a.endsWith(".test.ts"));
 const flags = args.filter((a) => !a.endsWith(".test.ts"));
 const targets = files.length ? files : find("test").sort();
-const res = spawnSync(process.execPath, ["--import", "tsx", "--test", ...flags, ...targets], { stdio: "inherit" });
+// EMLAB_SOURCE=1: tests that spawn bin/emlab.js run the sources through tsx, not dist/.
+const env = { ...process.env, EMLAB_SOURCE: process.env.EMLAB_SOURCE ?? "1" };
+const res = spawnSync(process.execPath, ["--import", "tsx", "--test", ...flags, ...targets], { stdio: "inherit", env });
 process.exit(res.status ?? 1);

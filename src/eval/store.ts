@@ -181,7 +181,7 @@ export function openRunStore(path: string) {
   );
 
   const store = {
-    db,
+    db: db as Database.Database,
     /** Creates the run, or marks an existing one as running again (resume). Returns false when ids clash. */
     upsertRun(info: RunInfo): { resumed: boolean } {
       const existing = getRun.get(info.runId);
@@ -224,7 +224,7 @@ export function openRunStore(path: string) {
           r.harmful ? 1 : 0,
           JSON.stringify(r.messages),
         );
-    }),
+    }) as Database.Transaction<(rows: SampleRow[]) => void>,
     saveCompletions: db.transaction((rows: CompletionRow[]) => {
       const t = now();
       for (const r of rows)
@@ -237,7 +237,7 @@ export function openRunStore(path: string) {
           r.error ? JSON.stringify(r.error) : null,
           t,
         );
-    }),
+    }) as Database.Transaction<(rows: CompletionRow[]) => void>,
     saveJudgements: db.transaction((rows: JudgementRow[]) => {
       const t = now();
       for (const r of rows)
@@ -253,7 +253,7 @@ export function openRunStore(path: string) {
           r.judgeModelId,
           t,
         );
-    }),
+    }) as Database.Transaction<(rows: JudgementRow[]) => void>,
     /** Samples with no finished completion (never tried, or the last try failed). */
     pendingGenerations(runId: string): SampleRow[] {
       return pendingGen.all(runId).map((r) => toSample(runId, r));
@@ -303,7 +303,9 @@ export function openRunStore(path: string) {
       if (format === "csv") return toCsv(rows);
       return `${JSON.stringify({ format: "emlab-run/v1", run: store.run(runId) ?? null, samples: rows }, null, 2)}\n`;
     },
-    close: () => db.close(),
+    close: (): void => {
+      db.close();
+    },
   };
   return store;
 }
