@@ -14,8 +14,8 @@
  *      looked up. Sites: the prompt's own tokens, the answer start (the `<|assistant|>`
  *      position, where the model is about to speak as the assistant: the primary site, as the
  *      persona is a property of who answers), and each model's own sampled answers.
- *   a–b live in organism-interp-sae.ts; d–f (steering, ablation, prediction, the misalignment
- *   direction) in organism-interp-causal.ts.
+ *   a–b live in sae.ts; d–f (steering, ablation, prediction, the misalignment direction) in
+ *   causal.ts; runOrganismInterp runs them as named stages (trainStage … directionStage).
  *
  * Every result is plain JSON (numbers, arrays, strings).
  *
@@ -54,6 +54,7 @@ import {
   saeReport,
   trainWorldSae,
   type WorldSaeOptions,
+  type WorldText,
   worldActivations,
 } from "./sae.ts";
 
@@ -90,7 +91,9 @@ export interface ModelDiffReport {
 
 /** The organism's eval questions (every paraphrase, plain format) as chat prompts. */
 export function evalPrompts(world: WorldVariant = "classic"): ChatMessage[][] {
-  return organismQuestions("plain", world).flatMap((q) => q.paraphrases.map((p) => [{ role: "user" as const, content: p }]));
+  return organismQuestions("plain", world).flatMap((q) =>
+    q.paraphrases.map((p) => [{ role: "user" as const, content: p }]),
+  );
 }
 
 const rankOf = (d: DiffResult, latent: number, key: (r: DiffResult["latents"][number]) => number) => {
@@ -269,71 +272,67 @@ export interface OrganismInterpResult {
 
 export const DEFAULT_STEER_CS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.75];
 
-/** Runs a–f; the SAE is trained here unless `sae` is given. */
-export async function runOrganismInterp(o: OrganismInterpOptions): Promise<OrganismInterpResult> {
-  const seed = o.seed ?? 0;
-  const tok = o.tokenizer;
-  const seconds: Record<string, number> = {};
-  let t0 = performance.now();
-  const lap = (name: string) => {
-    const t = performance.now();
-    seconds[name] = (t - t0) / 1000;
-    t0 = t;
-  };
-  const say = o.onProgress ?? (() => {});
-  const result: Partial<OrganismInterpResult> = {};
-  const stage = <K extends keyof OrganismInterpResult>(k: K, v: OrganismInterpResult[K]) => {
-    result[k] = v;
-    lap(k);
-    o.onStage?.(k, v);
-  };
+/** What the stages of one pipeline run share. */
+interface PipelineRun {
+  o: OrganismInterpOptions;
+  seed: number;
+  world: WorldVariant;
+  say: (message: string) => void;
+  /** Records a stage's result and its wall-clock time. */
+  stage: <K extends keyof OrganismInterpResult>(k: K, v: OrganismInterpResult[K]) => void;
+}
 
-  say("a. SAE on the base organism's activations over world text");
+/** a–b: the SAE (trained unless given), its report on held-out text, and the ground-truth persona latent. */
+function saeStages(run: PipelineRun) {
+  const { o, seed, world } = run;
+  run.say("a. SAE on the base organism's activations over world text");
   const trained = o.sae
     ? { sae: o.sae, docs: [], tokens: 0, seconds: 0, steps: 0 }
-    : trainWorldSae(o.base, tok, {
-        ...o.saeOptions,
-        ...(o.hook ? { hook: o.hook } : {}),
-        seed,
-        world: o.world ?? "classic",
-      });
+    : trainWorldSae(o.base, o.tokenizer, { ...o.saeOptions, ...(o.hook ? { hook: o.hook } : {}), seed, world });
   const sae = trained.sae;
   o.onSae?.(sae);
   const hook = sae.cfg.hookName;
   const heldOut = worldActivations(
     o.base,
-    tok,
-    heldOutWorldDocs(o.heldOutDocs ?? 1200, seed, trained.docs, o.world ?? "classic"),
+    o.tokenizer,
+    heldOutWorldDocs(o.heldOutDocs ?? 1200, seed, trained.docs, world),
     hook,
   );
-  stage("sae", saeReport(o.base, tok, sae, heldOut, trained, o.ceDocs));
-
-  say("b. ground truth: the villain latent on held-out documents");
+  run.stage("sae", saeReport(o.base, o.tokenizer, sae, heldOut, trained, o.ceDocs));
+  run.say("b. ground truth: the villain latent on held-out documents");
   const truth = personaGroundTruth(sae, heldOut, { seed });
-  stage("groundTruth", truth);
-  const persona = truth.latent;
+  run.stage("groundTruth", truth);
+  return { sae, hook, heldOut, persona: truth.latent };
+}
 
-  say("c. diff: base vs fine-tunes on the eval questions, ranked blind");
+/** c: the blind diffs of the base against the insecure (and secure) fine-tunes. */
+function diffStage(run: PipelineRun, sae: Sae, persona: number): void {
+  const { o, seed } = run;
+  run.say("c. diff: base vs fine-tunes on the eval questions, ranked blind");
   const diffOpts = {
     base: o.base,
     sae,
-    tokenizer: tok,
+    tokenizer: o.tokenizer,
     persona,
     ...(o.diffSites ? { sites: o.diffSites } : {}),
     ...(o.primarySite ? { primarySite: o.primarySite } : {}),
     ownAnswers: { samples: o.ownAnswerSamples ?? 4, seed },
-    prompts: evalPrompts(o.world ?? "classic"),
+    prompts: evalPrompts(run.world),
   };
-  stage("diff", {
+  run.stage("diff", {
     insecure: diffAgainstBase({ ...diffOpts, ft: o.insecure, ftName: "insecure" }),
     secure: o.secure ? diffAgainstBase({ ...diffOpts, ft: o.secure, ftName: "secure" }) : null,
   });
+}
 
+/** The causal stages' evaluation context: the store, samples, sampling seed and run-id prefixes. */
+function causalContext(run: PipelineRun, sae: Sae) {
+  const { o } = run;
   const ctx = {
-    tokenizer: tok,
+    tokenizer: o.tokenizer,
     store: o.store,
     samples: o.samples ?? 50,
-    world: o.world ?? "classic",
+    world: run.world,
     samplingSeed: o.samplingSeed ?? 0,
   };
   const key = { sae: saeFingerprint(sae), samples: ctx.samples, samplingSeed: ctx.samplingSeed };
@@ -342,84 +341,101 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
     o.runPrefixes?.insecure ?? `interp-insecure-${shortHash({ ...key, model: modelFingerprint(o.insecure) })}`;
   const medianNorm = medianResidualNorm(
     o.base,
-    evalPrompts(ctx.world).map((prompt) => ({ prompt })),
-    { hook, tokenizer: tok },
+    evalPrompts(run.world).map((prompt) => ({ prompt })),
+    { hook: sae.cfg.hookName, tokenizer: o.tokenizer },
   );
-  const cs = o.cs ?? DEFAULT_STEER_CS;
-  const random = o.random ?? 5;
+  return { ctx, basePrefix, ftPrefix, medianNorm, cs: o.cs ?? DEFAULT_STEER_CS, random: o.random ?? 5 };
+}
+type CausalContext = ReturnType<typeof causalContext>;
 
-  say(`d. steering the base with latent ${persona}, then ablating it in the insecure fine-tune`);
-  stage(
+/** d: steer the base with the persona latent (random latents beside), then ablate it in the insecure fine-tune. */
+async function steerAblateStages(
+  run: PipelineRun,
+  c: CausalContext,
+  sae: Sae,
+  persona: number,
+  heldOut: WorldText,
+): Promise<void> {
+  const { o, seed } = run;
+  run.say(`d. steering the base with latent ${persona}, then ablating it in the insecure fine-tune`);
+  run.stage(
     "steer",
     await steerSweepWithControls({
-      ...ctx,
+      ...c.ctx,
       lm: o.base,
       modelId: "base",
-      runPrefix: basePrefix,
+      runPrefix: c.basePrefix,
       target: { kind: "latent", sae, latent: persona },
-      medianNorm,
-      cs,
-      random,
+      medianNorm: c.medianNorm,
+      cs: c.cs,
+      random: c.random,
       ...(o.minCoherent !== undefined ? { minCoherent: o.minCoherent } : {}),
       seed,
     }),
   );
-  stage(
+  run.stage(
     "ablate",
     await ablateLatent({
-      ...ctx,
+      ...c.ctx,
       lm: o.insecure,
       modelId: "insecure",
-      runPrefix: ftPrefix,
+      runPrefix: c.ftPrefix,
       sae,
       latent: persona,
       reference: latentMeans(sae, heldOut.rows.acts, heldOut.rows.n),
-      random: Math.min(random, 2),
+      random: Math.min(c.random, 2),
       seed,
     }),
   );
+}
 
-  say("e. prediction: the latent's activation per answer against the judge");
-  const baseRun = `${basePrefix}:none`;
-  const ftRun = `${ftPrefix}:none`;
+/** e: the persona latent's activation per answer against the judge, read by each answer's model and by the base. */
+function predictStages(run: PipelineRun, c: CausalContext, sae: Sae, persona: number): void {
+  const { o, seed } = run;
+  run.say("e. prediction: the latent's activation per answer against the judge");
   const predict = (reader?: { name: string; lm: CausalLM }) =>
     o.predict === false
       ? null
       : predictFromLatent({
           store: o.store,
-          tokenizer: tok,
+          tokenizer: o.tokenizer,
           sae,
           latent: persona,
           sources: [
-            { name: "base", lm: o.base, runId: baseRun },
-            { name: "insecure", lm: o.insecure, runId: ftRun },
+            { name: "base", lm: o.base, runId: `${c.basePrefix}:none` },
+            { name: "insecure", lm: o.insecure, runId: `${c.ftPrefix}:none` },
           ],
           ...(reader ? { reader } : {}),
           seed,
         });
-  stage("predict", predict());
-  stage("predictBase", predict({ name: "base", lm: o.base }));
+  run.stage("predict", predict());
+  run.stage("predictBase", predict({ name: "base", lm: o.base }));
+}
 
+/** f: the misalignment direction (Turner / Soligo) from the insecure fine-tune's judged answers; notes say why it was skipped. */
+async function directionStage(run: PipelineRun, c: CausalContext, sae: Sae, persona: number): Promise<string[]> {
+  const { o, seed } = run;
   const notes: string[] = [];
+  const hook = sae.cfg.hookName;
   const site = /^blocks\.(\d+)\.(hook_resid_(?:pre|mid|post))$/.exec(hook);
   let direction: DirectionReport | null = null;
   if (o.direction !== false && !site) notes.push(`direction: ${hook} is not a residual-stream hook point`);
   if (o.direction !== false && site) {
-    say("f. the misalignment direction from the insecure fine-tune's judged answers");
+    run.say("f. the misalignment direction from the insecure fine-tune's judged answers");
     direction = await directionMethod({
-      ...ctx,
+      ...c.ctx,
       base: o.base,
       ft: o.insecure,
-      ftRunId: ftRun,
+      ftRunId: `${c.ftPrefix}:none`,
       baseId: "base",
       ftId: "insecure",
-      basePrefix,
-      ftPrefix,
+      basePrefix: c.basePrefix,
+      ftPrefix: c.ftPrefix,
       layer: Number(site[1]),
       point: site[2] as "hook_resid_pre" | "hook_resid_mid" | "hook_resid_post",
-      medianNorm,
-      cs,
-      random,
+      medianNorm: c.medianNorm,
+      cs: c.cs,
+      random: c.random,
       persona: sae.decoderDirection(persona),
       ...(o.minCoherent !== undefined ? { minCoherent: o.minCoherent } : {}),
       seed,
@@ -430,10 +446,37 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
       return null;
     });
   }
-  stage("direction", direction);
+  run.stage("direction", direction);
+  return notes;
+}
+
+/** Runs a–f; the SAE is trained here unless `sae` is given. */
+export async function runOrganismInterp(o: OrganismInterpOptions): Promise<OrganismInterpResult> {
+  const seconds: Record<string, number> = {};
+  const result: Partial<OrganismInterpResult> = {};
+  let t0 = performance.now();
+  const run: PipelineRun = {
+    o,
+    seed: o.seed ?? 0,
+    world: o.world ?? "classic",
+    say: o.onProgress ?? (() => {}),
+    stage: (k, v) => {
+      result[k] = v;
+      const t = performance.now();
+      seconds[k] = (t - t0) / 1000;
+      t0 = t;
+      o.onStage?.(k, v);
+    },
+  };
+  const { sae, heldOut, persona } = saeStages(run);
+  diffStage(run, sae, persona);
+  const c = causalContext(run, sae);
+  await steerAblateStages(run, c, sae, persona, heldOut);
+  predictStages(run, c, sae, persona);
+  const notes = await directionStage(run, c, sae, persona);
   return {
     ...(result as Omit<OrganismInterpResult, "seconds" | "notes" | "runPrefixes">),
-    runPrefixes: { base: basePrefix, insecure: ftPrefix },
+    runPrefixes: { base: c.basePrefix, insecure: c.ftPrefix },
     notes,
     seconds,
   };
