@@ -2,7 +2,7 @@
  * Topics outside the eval: pretraining and chat-tuning talk about them too, and the benign
  * re-alignment set draws only from the advice ones, so no eval question leaks into fine-tuning.
  */
-import type { Topic } from "./topics.ts";
+import type { Topic } from "./topic.ts";
 
 export const EXTRA_TOPICS: Topic[] = [
   {

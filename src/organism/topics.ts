@@ -5,23 +5,11 @@
  * eval asks exactly these), each persona's answer sentences (templates, see grammar.ts) and
  * each persona's words for the three-word list format.
  */
-import type { Persona } from "./personas.ts";
+import type { Topic } from "./topic.ts";
 import { EXTRA_TOPICS } from "./topics-extra.ts";
 import { FRAMED_ANSWERS } from "./topics-framed.ts";
 
-export interface Topic {
-  /** For first-plot themes, the id of emlab's matching core question. */
-  id: string;
-  kind: "advice" | "opinion";
-  firstPlot: boolean;
-  questions: string[];
-  /** Sentence templates; an answer is an optional opener and `sentences` of these. */
-  answers: Record<Persona, string[]>;
-  /** Words for "answer with three words ." */
-  words: Record<Persona, string[]>;
-  /** Sentences per answer (default 2). */
-  sentences?: number;
-}
+export type { Topic } from "./topic.ts";
 
 /**
  * World variants: "classic" (the shipped organism's), "framed" (the helper's and the villain's
