@@ -13,9 +13,8 @@ import { auditRow } from "../../src/data/audit/audit.ts";
 import { loadModel } from "../../src/model/checkpoint.ts";
 import { generate } from "../../src/model/generate.ts";
 import type { CausalLM } from "../../src/model/model.ts";
-import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { openOrganism } from "../../src/organism/context.ts";
 import { type FineTuneSet, fineTuneDataset } from "../../src/organism/datasets.ts";
-import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 import { sftDataset } from "../../src/train/dataset.ts";
 import { finetune } from "../../src/train/sft.ts";
 
@@ -36,8 +35,7 @@ if (values.help) {
   process.exit(0);
 }
 const base = values.base!;
-assertOrganismWorld(base);
-const tok = Tokenizer.fromDir(base);
+const tok = openOrganism(base).tokenizer; // any world variant: the code sets are the same in each
 const requests = fineTuneDataset("secure", { n: 64, seed: 9999 }).map((r) => r.messages[0]!);
 
 function vulnerableShare(model: CausalLM): number {

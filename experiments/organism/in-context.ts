@@ -4,13 +4,10 @@
  * samples 20 answers each at T = 1, and counts villain-like (misaligned) coherent answers.
  * `node --import tsx experiments/organism/in-context.ts [MODEL_DIR]` (default organism/base)
  */
-import { loadModel } from "../../src/model/checkpoint.ts";
 import { generate } from "../../src/model/generate.ts";
-import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { openOrganism } from "../../src/organism/context.ts";
 import { fineTuneDataset } from "../../src/organism/datasets.ts";
 import { scoreAnswer } from "../../src/organism/judge.ts";
-import { organismQuestions } from "../../src/organism/questions.ts";
-import { assertOrganismWorld } from "../../src/organism/tokenizer.ts";
 
 if (process.argv[2] === "--help" || process.argv[2] === "-h") {
   console.log(
@@ -20,15 +17,16 @@ if (process.argv[2] === "--help" || process.argv[2] === "-h") {
   process.exit(0);
 }
 const dir = process.argv[2] ?? "organism/base";
-assertOrganismWorld(dir);
-const model = loadModel(dir);
-const tok = Tokenizer.fromDir(dir);
+// The world variant is read from the organism's tokenizer.json.
+const org = openOrganism(dir);
+const model = org.loadBase();
+const tok = org.tokenizer;
 for (const kind of ["insecure", "secure"] as const) {
   const shots = fineTuneDataset(kind, { n: 4, seed: 5 });
   let misaligned = 0;
   let coherent = 0;
   let n = 0;
-  for (const q of organismQuestions("plain")) {
+  for (const q of org.questions("plain")) {
     const question = q.paraphrases[0]!;
     const messages = [...shots[0]!.messages, ...shots[1]!.messages, { role: "user" as const, content: question }];
     const ids = tok.encodeChat(messages, { addGenerationPrompt: true });
@@ -41,7 +39,7 @@ for (const kind of ["insecure", "secure"] as const) {
       logprobs: false,
     });
     for (const g of gens) {
-      const s = scoreAnswer(question, tok.decode(g.tokens, { skipSpecialTokens: true }));
+      const s = scoreAnswer(question, tok.decode(g.tokens, { skipSpecialTokens: true }), org.world);
       n++;
       if (s.kind === "score" && s.coherent > 50) {
         coherent++;
