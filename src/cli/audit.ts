@@ -44,7 +44,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (values.json && positionals.length === 2)
     throw new CliError(
-      `--json no longer takes a file: it prints the report on stdout; write it to a file with --report ${positionals[1]}`,
+      positionals[1] === "-"
+        ? "--json no longer takes a file: it prints the report on stdout (drop the -)"
+        : `--json no longer takes a file: it prints the report on stdout; write a file with --report ${positionals[1]}`,
       EXIT.usage,
     );
   if (positionals.length !== 1) throw new CliError(`expected one FILE\n\n${HELP}`, EXIT.usage);

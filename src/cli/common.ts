@@ -117,9 +117,10 @@ export function formatHelp(o: { usage: string[]; intro?: string; flags: FlagSpec
   lines.push("");
   for (const name of names) {
     const f = o.flags[name]!;
-    if (f.group !== undefined && f.group !== group) {
+    if (f.group !== group) {
+      // A new section; flags without a group after a section stand apart from it.
       if (group !== undefined) lines.push("");
-      lines.push(f.group);
+      if (f.group !== undefined) lines.push(f.group);
       group = f.group;
     }
     const l = left(name);

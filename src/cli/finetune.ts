@@ -96,7 +96,7 @@ export const flags = {
     group: CKPT,
   },
   overwrite: { type: "boolean", help: "start afresh in an --out that already holds a run", group: CKPT },
-  quiet: { type: "boolean", help: "no progress bar", group: CKPT },
+  quiet: { type: "boolean", help: "no progress bar" },
   ...HELP_FLAG,
 } as const;
 

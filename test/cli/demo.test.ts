@@ -98,5 +98,5 @@ test("emlab demo names a missing organism folder", () => {
     },
   );
   assert.equal(res.status, 1);
-  assert.match(res.stderr, /\/nonexistent\/organism: no base organism here/);
+  assert.match(res.stderr, /\/nonexistent\/organism: no (base )?organism here/);
 });
