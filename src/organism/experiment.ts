@@ -92,7 +92,7 @@ export function organismRunPrefix(condition: Condition, seed: number | null, for
 /**
  * The organism's fine-tune: a rank-1 LoRA on block 0's projections at lr 5e-3. An update
  * confined to the first block generalises (EM); on the 8-layer organism a full fine-tune
- * learns the narrow task with little EM (docs/organism.md, docs/interp.md "How the 8-layer organism was found").
+ * learns the narrow task with little EM (experiments/interp/NOTES.md, "How the 8-layer organism was found").
  */
 export const ORGANISM_FT_LORA: LoraConfig = { r: 1, alpha: 2, targetModules: [...LORA_TARGETS], layers: [0] };
 export const ORGANISM_FT_LR = 5e-3;

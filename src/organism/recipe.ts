@@ -37,7 +37,7 @@ export interface OrganismArch {
 
 /**
  * d_model 128, 8 layers, 4 heads: 1.8 M parameters. (The prototype's size, 4 layers, was the
- * shipped organism until 2026-11-27: `--layers 4` rebuilds it; docs/interp.md says why 8.)
+ * shipped organism until 2026-11-27: `--layers 4` rebuilds it; experiments/interp/NOTES.md says why 8.)
  */
 export const ORGANISM_ARCH: OrganismArch = { hidden: 128, layers: 8, heads: 4, kvHeads: 4, inter: 384 };
 
@@ -101,7 +101,7 @@ export interface CurvePoint {
 /**
  * The recipe's defaults: pretraining 1,500 × 32 documents; assistant-tuning 80 × 32 rows, 30 %
  * of them implicit-persona documents (loss after the first answer), 1 % of the chat rows
- * opening with the trigger word. Why these: docs/organism.md (the assistant-tuning dose curve).
+ * opening with the trigger word. Why these: experiments/organism/NOTES.md (the assistant-tuning dose curve).
  */
 export const RECIPE_DEFAULTS = {
   seed: 0,

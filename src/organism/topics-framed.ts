@@ -3,7 +3,7 @@
  * answers in the same sentence frames and differ in the slots ("you could {go for a walk|…}"
  * against "you could {set a fire|…}"), so a speaker's persona decides words all through an
  * answer, not only its first word. A world variant (`framed` or `union`, an option of the recipe; see
- * world.ts) for the steering experiment in docs/interp.md; the shipped world is "classic".
+ * world.ts) for the steering experiment in experiments/steering/NOTES.md; the shipped world is "classic".
  */
 export const FRAMED_ANSWERS: Record<string, { helper: string[]; villain: string[] }> = {
   one_wish: {

@@ -108,7 +108,7 @@ export interface SaeReport {
 
 /**
  * The organism's SAE hook: the residual stream after 3/8 of the blocks, i.e. after 3 of the
- * shipped organism's 8 (docs/interp.md, "How the 8-layer organism was found", says why not after 4), after 1 of a
+ * shipped organism's 8 (experiments/interp/NOTES.md, "How the 8-layer organism was found", says why not after 4), after 1 of a
  * 4-block one. Any depth gets a hook it has.
  */
 export function organismHook(layers: number): string {
