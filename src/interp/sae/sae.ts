@@ -19,7 +19,7 @@
  * const xHat = sae.reconstruct(acts, n);          // [n, 64]
  */
 import { matmulInto } from "../../tensor/kernels/matmul.ts";
-import { axpy, sortPairsDesc, sparseDecodeFixed, topkRow } from "../../tensor/kernels/sparse.ts";
+import { decodeNonZero, sortPairsDesc, sparseDecodeFixed, topkRow } from "../../tensor/kernels/sparse.ts";
 import { Rng } from "../../tensor/random.ts";
 
 export type SaeArchitecture = "topk" | "batchtopk";
@@ -218,15 +218,7 @@ export class Sae {
       // Mostly dense (e.g. steering vectors): one matrix product is faster than row loops.
       matmulInto({ a: latents, b: this.wDec, out, batchA: 1, batchB: 1, m: n, k: dSae, n: dIn });
       for (let i = 0; i < n; i++) for (let t = 0; t < dIn; t++) out[i * dIn + t]! += this.bDec[t]!;
-    } else {
-      for (let i = 0; i < n; i++) {
-        out.set(this.bDec, i * dIn);
-        for (let j = 0; j < dSae; j++) {
-          const v = latents[i * dSae + j]!;
-          if (v !== 0) axpy(dIn, v, this.wDec, j * dIn, out, i * dIn);
-        }
-      }
-    }
+    } else decodeNonZero(n, dSae, dIn, latents, this.wDec, this.bDec, out);
     this.unscale(out);
     return out;
   }

@@ -1,6 +1,6 @@
 /**
  * One training step of a TopK / BatchTopK sparse autoencoder, forward and hand-written
- * backward, on buffers allocated once (internal to sae-train.ts).
+ * backward, on buffers allocated once (internal to train.ts).
  *
  * Shapes: B batch rows, d = d_in, n = d_sae. The encoder is kept transposed, encT [n, d]
  * (row j = latent j's encoder weights), so that both the encoder-weight gradient and the
@@ -38,6 +38,8 @@ export interface StepResult {
 
 export class SaeStep {
   readonly grads: StepParams;
+  /** The gradients a row's backward adds into (views of `grads`). */
+  private readonly rowGrads: { dec: Float32Array; enc: Float32Array; bias: Float32Array };
   // per-batch buffers
   private readonly xc: Float32Array; // [B, d]  x − b_dec
   private readonly pre: Float32Array; // [B, n]
@@ -83,6 +85,7 @@ export class SaeStep {
       wDec: a.allocF32(n * d),
       bDec: a.allocF32(d),
     };
+    this.rowGrads = { dec: this.grads.wDec, enc: this.grads.encT, bias: this.grads.bEnc };
     this.xc = a.allocF32(B * d);
     this.pre = a.allocF32(B * n);
     this.rowStart = a.allocI32(B + 1);
@@ -148,11 +151,7 @@ export class SaeStep {
     let se = 0;
     for (let i = 0; i < B; i++) {
       const o = i * d;
-      xhat.set(p.bDec, o);
-      for (let q = rowStart[i]!; q < rowStart[i + 1]!; q++) {
-        const v = val[q]!;
-        if (v !== 0) K.axpy(d, v, p.wDec, idx[q]! * d, xhat, o);
-      }
+      K.decodeRow(d, idx, val, rowStart[i]!, rowStart[i + 1]!, p.wDec, p.bDec, xhat, o);
       for (let t = 0; t < d; t++) {
         const r = xhat[o + t]! - x[o + t]!;
         se += r * r;
@@ -162,17 +161,8 @@ export class SaeStep {
     const fvu = se / Math.max(batchVariance(x, B, d, this.mean), 1e-30);
 
     // ---- backward through the decoder and ReLU∘TopK into the encoder (row-sparse)
-    for (let i = 0; i < B; i++) {
-      const o = i * d;
-      for (let q = rowStart[i]!; q < rowStart[i + 1]!; q++) {
-        const z = val[q]!;
-        if (z === 0) continue; // ReLU: no gradient where the kept pre-activation was ≤ 0
-        const jd = idx[q]! * d;
-        const dz = K.dotAxpy(d, p.wDec, jd, delta, o, g.wDec, jd, z);
-        g.bEnc[idx[q]!]! += dz;
-        K.axpy(d, dz, xc, o, g.encT, jd);
-      }
-    }
+    for (let i = 0; i < B; i++)
+      K.sparseBackwardRow(d, idx, val, rowStart[i]!, rowStart[i + 1]!, p.wDec, delta, i * d, xc, i * d, this.rowGrads);
     for (let i = 0; i < B; i++) {
       const o = i * d;
       for (let t = 0; t < d; t++) g.bDec[t]! += delta[o + t]!;
@@ -218,7 +208,6 @@ export class SaeStep {
   /** Adds the auxiliary loss's gradients; returns auxCoef · (1/B) Σ‖ê − e‖². */
   private auxBackward(p: StepParams, nDead: number, deadList: Int32Array, kAux: number, auxCoef: number): number {
     const { d, n, batch: B, pre, xc, delta, ehat } = this;
-    const g = this.grads;
     const ka = Math.min(kAux, nDead);
     const { deadPre, auxIdx: aIdx, auxVal: aVal, arena: K } = this;
     let loss = 0;
@@ -226,26 +215,18 @@ export class SaeStep {
       const o = i * d;
       for (let q = 0; q < nDead; q++) deadPre[q] = pre[i * n + deadList[q]!]!;
       K.topkRow(deadPre, 0, nDead, ka, aIdx, aVal, 0);
-      // ê_i and the aux residual: e_i = x_i − x̂_i = −(B/2)·delta_i
-      ehat.fill(0);
       for (let q = 0; q < ka; q++) {
-        const v = aVal[q]!;
-        if (v > 0) K.axpy(d, v, p.wDec, deadList[aIdx[q]!]! * d, ehat, 0);
+        aIdx[q] = deadList[aIdx[q]!]!; // position among the dead → latent
+        if (!(aVal[q]! > 0)) aVal[q] = 0; // ReLU
       }
+      // ê_i and the aux residual: e_i = x_i − x̂_i = −(B/2)·delta_i
+      K.decodeRow(d, aIdx, aVal, 0, ka, p.wDec, null, ehat, 0);
       for (let t = 0; t < d; t++) {
         const diff = ehat[t]! + (B / 2) * delta[o + t]!; // ê − e
         loss += diff * diff;
         ehat[t] = ((2 * auxCoef) / B) * diff; // reuse as ∂L_aux/∂ê
       }
-      for (let q = 0; q < ka; q++) {
-        const z = aVal[q]!;
-        if (!(z > 0)) continue;
-        const j = deadList[aIdx[q]!]!;
-        const jd = j * d;
-        const dz = K.dotAxpy(d, p.wDec, jd, ehat, 0, g.wDec, jd, z);
-        g.bEnc[j]! += dz;
-        K.axpy(d, dz, xc, o, g.encT, jd);
-      }
+      K.sparseBackwardRow(d, aIdx, aVal, 0, ka, p.wDec, ehat, 0, xc, o, this.rowGrads);
     }
     return (auxCoef * loss) / B;
   }

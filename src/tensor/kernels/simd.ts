@@ -1,9 +1,10 @@
 /**
  * The SAE trainer's buffers in one WebAssembly.Memory (an arena allocated once), and its
- * kernels — axpy, dot, fused dot+axpy, top-k, Adam — running four-wide SIMD code
+ * kernels — axpy, dot, fused dot+axpy, top-k, Adam, and the row-sparse decode and backward
+ * built on them — running four-wide SIMD code
  * (wasm-simd.ts) on arrays in the arena. V8 does not vectorise TypeScript loops; these run
  * several times faster on the same data. Arrays outside the arena, or an engine without
- * wasm SIMD (or EMLAB_SIMD=0), take the TypeScript loops of sparse-kernels.ts: results
+ * wasm SIMD (or EMLAB_SIMD=0), take the TypeScript loops of sparse.ts: results
  * agree to float32 rounding. The SIMD functions handle the largest multiple of 4
  * elements; the (rare) tail is finished here.
  */
@@ -86,7 +87,7 @@ export class SimdArena {
   }
 
   // ---------------------------------------------------------------- kernels
-  // Same contracts as sparse-kernels.ts; SIMD when every array is in the arena.
+  // Same contracts as sparse.ts; SIMD when every array is in the arena.
 
   /** y[yOff..+n) += a · x[xOff..+n) */
   axpy(n: number, a: number, x: Float32Array, xOff: number, y: Float32Array, yOff: number): void {
@@ -135,7 +136,7 @@ export class SimdArena {
   }
 
   /**
-   * Top-k of src[off..+len) (see sparse-kernels.ts topkRow); with SIMD, blocks of four that
+   * Top-k of src[off..+len) (see sparse.ts topkRow); with SIMD, blocks of four that
    * cannot enter the heap are skipped four at a time.
    */
   topkRow(
@@ -177,7 +178,61 @@ export class SimdArena {
     for (i = Math.max(i, vecEnd); i < len; i++) consider(i);
   }
 
-  /** Adam over one flat parameter, zeroing the gradient (see sparse-kernels.ts adam). */
+  /**
+   * Row-sparse decode of one row: out[outOff..+d) = bias (or 0) + Σ_{q∈[q0,q1)} val[q] · w[idx[q]],
+   * w [*, d] row-major; zero values are skipped.
+   */
+  decodeRow(
+    d: number,
+    idx: Int32Array,
+    val: Float32Array,
+    q0: number,
+    q1: number,
+    w: Float32Array,
+    bias: Float32Array | null,
+    out: Float32Array,
+    outOff: number,
+  ): void {
+    if (bias) out.set(bias, outOff);
+    else out.fill(0, outOff, outOff + d);
+    for (let q = q0; q < q1; q++) {
+      const v = val[q]!;
+      if (v !== 0) this.axpy(d, v, w, idx[q]! * d, out, outOff);
+    }
+  }
+
+  /**
+   * Backward of one row through z = ReLU(encT·x + bEnc) at its active latents j = idx[q]
+   * (q ∈ [q0,q1), z = val[q]) and the row-sparse decode out = Σ z_j · wDec[j], given
+   * dOut = ∂L/∂out: for each j with z > 0 (ReLU passes no gradient elsewhere),
+   *   dz = wDec[j]·dOut;  gDec[j] += z·dOut;  gBias[j] += dz;  gEnc[j] += dz·x.
+   * Every weight row touched is contiguous: the row-sparse backward TopK makes possible.
+   */
+  sparseBackwardRow(
+    d: number,
+    idx: Int32Array,
+    val: Float32Array,
+    q0: number,
+    q1: number,
+    wDec: Float32Array,
+    dOut: Float32Array,
+    dOutOff: number,
+    x: Float32Array,
+    xOff: number,
+    grads: { dec: Float32Array; enc: Float32Array; bias: Float32Array },
+  ): void {
+    for (let q = q0; q < q1; q++) {
+      const z = val[q]!;
+      if (!(z > 0)) continue;
+      const j = idx[q]!;
+      const jd = j * d;
+      const dz = this.dotAxpy(d, wDec, jd, dOut, dOutOff, grads.dec, jd, z);
+      grads.bias[j]! += dz;
+      this.axpy(d, dz, x, xOff, grads.enc, jd);
+    }
+  }
+
+  /** Adam over one flat parameter, zeroing the gradient (see sparse.ts adam). */
   adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamHyper): void {
     const f = this.fns;
     const b = this.buffer;
@@ -190,7 +245,7 @@ export class SimdArena {
     f.adam(p.length, a(p), a(g), a(m), a(v), b1, b2, 1 - b1, 1 - b2, h.lr / h.c1, 1 / Math.sqrt(h.c2), eps, 0, a(p));
   }
 
-  /** Adam on unit-norm rows of length d with the parallel gradient removed (see sparse-kernels.ts). */
+  /** Adam on unit-norm rows of length d with the parallel gradient removed (see sparse.ts). */
   adamUnitRows(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, d: number, h: AdamHyper): void {
     const f = this.fns;
     const b = this.buffer;

@@ -140,6 +140,30 @@ export function sparseDecodeFixed(
   }
 }
 
+/**
+ * Decode of mostly-zero dense codes: out[i] = bias + Σ_j codes[i, j] · w[j] over the non-zero
+ * codes of row i, for rows i < n. codes [n, m], w [m, d] row-major, out [n, d].
+ */
+export function decodeNonZero(
+  n: number,
+  m: number,
+  d: number,
+  codes: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  out: Float32Array,
+): void {
+  for (let i = 0; i < n; i++) {
+    const o = i * d;
+    if (bias) out.set(bias, o);
+    else out.fill(0, o, o + d);
+    for (let j = 0; j < m; j++) {
+      const v = codes[i * m + j]!;
+      if (v !== 0) axpy(d, v, w, j * d, out, o);
+    }
+  }
+}
+
 export interface AdamHyper {
   lr: number;
   b1: number;
