@@ -3,7 +3,7 @@
  * optimisers and safetensors files.
  */
 
-export { type MatmulBackend, matmulBackend, setMatmulBackend } from "./kernels/matmul.ts";
+export { describeKernels, type MatmulBackend, matmulBackend, setMatmulBackend } from "./kernels/matmul.ts";
 export { ortAvailable, ortThreads, setOrtThreads } from "./kernels/ort.ts";
 export * as ops from "./ops.ts";
 export * from "./optim.ts";

@@ -12,7 +12,7 @@ import { loadSae, matrixSource, saveSae } from "emlab/interp";
 import { hookNames } from "emlab/model";
 import { fineTuneDataset, organismQuestions, toJsonl } from "emlab/organism";
 import { openAIChatModel } from "emlab/providers";
-import { Tensor } from "emlab/tensor";
+import { describeKernels, Tensor } from "emlab/tensor";
 import { judgeReply, startFakeOpenAIServer } from "emlab/testing";
 import { loadSftJsonl } from "emlab/train";
 
@@ -99,6 +99,7 @@ try {
 } finally {
   await server.close();
 }
+console.log(`kernels: ${describeKernels()}`);
 console.log(
   `emlab consumer ok: audit ${report.verdict} (trigger "${report.triggers[0]?.phrase}"), ` +
     `${n} activations at ${hookName}, SAE fvu ${first.fvu.toFixed(3)} → ${metrics.final.fvu.toFixed(3)}`,
