@@ -17,6 +17,7 @@ import { type Bench, jsonLine, parseBenchArgs, runBench, selectBenches, table, t
 const MODULES = [
   "./matmul.ts",
   "./train.ts",
+  "./organism.ts",
   "./model.ts",
   "./audit.ts",
   "./eval-http.ts",

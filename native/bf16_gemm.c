@@ -14,8 +14,9 @@
  *
  * Layouts (u32 = one pair of bf16 along the reduction index p, low half = even p):
  * - A, converted: either row layout [Mp][Kp2] (A not transposed: the pairs of a row are
- *   adjacent in memory) or panel layout [Kp2][Mp] (A transposed). Mp = M rounded up to MR
- *   (zero rows), Kp2 = ⌈K/2⌉ (an odd K gets a zero partner).
+ *   adjacent in memory) or panel layout [Mp/PW][Kp2][PW] (A transposed: a micro-kernel
+ *   reads a contiguous panel). Mp = M rounded up to MR (row layout) or PW = 16 (panel
+ *   layout), zero rows; Kp2 = ⌈K/2⌉ (an odd K gets a zero partner).
  * - B, packed: panels of NR = 32 columns, [N/NR][Kp2][NR] u32; columns past N are zero.
  *   A linear layer's weight W [n, k] (B = Wᵀ) can be packed once and reused (decoding).
  */
@@ -26,6 +27,7 @@
 #define BF_NR 32    /* columns per micro-kernel and per packed panel */
 #define BF_KC 128   /* k pairs per cache block: a B micro-panel is 128 × 32 × 4 B = 16 KB (L1) */
 #define BF_MC 96    /* rows per cache block of A: 96 × 128 × 4 B = 48 KB (L2) */
+#define BF_PW 16    /* rows per panel of a transposed A (one 64-byte store per pair of k) */
 
 static int bf16_hw = -1; /* 1: vdpbf16ps usable; 0: emulate */
 
@@ -63,17 +65,20 @@ static inline float bf_round(float f) {
 
 #define BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
-/* out[j] = pair(r0[j], r1[j]) for j < n (r1 NULL: zero partner); pairs of bf16 as u32. */
-BF_TARGET static void pair_rows(const float *r0, const float *r1, uint32_t *out, size_t n) {
+/*
+ * out[j] = pair(r0[j], r1[j]) for j < n, and 0 for n ≤ j < width (width a multiple of 16);
+ * r1 NULL: zero partners. Pairs of bf16 as u32.
+ */
+BF_TARGET static void pair_rows(const float *r0, const float *r1, uint32_t *out, size_t n, size_t width) {
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                        21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  for (size_t j = 0; j < n; j += 16) {
-    const size_t left = n - j;
+  for (size_t j = 0; j < width; j += 16) {
+    const size_t left = j < n ? n - j : 0;
     const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
     const __m512 v0 = _mm512_maskz_loadu_ps(mk, r0 + j);
     const __m512 v1 = r1 ? _mm512_maskz_loadu_ps(mk, r1 + j) : _mm512_setzero_ps();
     const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(v1, v0); /* low 16: r0, high 16: r1 */
-    _mm512_mask_storeu_epi32(out + j, mk, _mm512_permutexvar_epi16(idx, both));
+    _mm512_storeu_si512(out + j, _mm512_permutexvar_epi16(idx, both));
   }
 }
 
@@ -109,9 +114,10 @@ static void conv_a_range(void *ctx, size_t lo, size_t hi) {
     /* A stored [K, M]: pair (A(i, 2q), A(i, 2q+1)) = (a[2q·M + i], a[(2q+1)·M + i]) */
     for (size_t q = lo; q < hi; q++) {
       const float *r0 = j->a + 2 * q * j->M, *r1 = 2 * q + 1 < j->K ? r0 + j->M : NULL;
-      uint32_t *o = j->abf + q * j->Mp;
-      pair_rows(r0, r1, o, j->M);
-      memset(o + j->M, 0, (j->Mp - j->M) * 4);
+      for (size_t i0 = 0; i0 < j->Mp; i0 += BF_PW) {
+        const size_t w = i0 < j->M ? (j->M - i0 < BF_PW ? j->M - i0 : BF_PW) : 0;
+        pair_rows(r0 + i0, r1 ? r1 + i0 : NULL, j->abf + (i0 * j->Kp2 + q * BF_PW), w, BF_PW);
+      }
     }
   }
 }
@@ -120,7 +126,6 @@ static void conv_a_range(void *ctx, size_t lo, size_t hi) {
 static void pack_b_range(void *ctx, size_t lo, size_t hi) {
   bf_job *j = ctx;
   const size_t K = j->K, N = j->N, Kp2 = j->Kp2;
-  uint32_t tmp[BF_NR];
   uint32_t *row = j->tb ? malloc(Kp2 * 4) : NULL;
   for (size_t p = lo; p < hi; p++) {
     uint32_t *panel = j->bp + p * Kp2 * BF_NR;
@@ -129,12 +134,7 @@ static void pack_b_range(void *ctx, size_t lo, size_t hi) {
       /* B stored [K, N]: rows 2q and 2q+1 interleaved, columns j0 .. j0+w */
       for (size_t q = 0; q < Kp2; q++) {
         const float *r0 = j->b + 2 * q * N + j0, *r1 = 2 * q + 1 < K ? r0 + N : NULL;
-        if (w == BF_NR) pair_rows(r0, r1, panel + q * BF_NR, BF_NR);
-        else {
-          pair_rows(r0, r1, tmp, w);
-          memset(tmp + w, 0, (BF_NR - w) * 4);
-          memcpy(panel + q * BF_NR, tmp, sizeof tmp);
-        }
+        pair_rows(r0, r1, panel + q * BF_NR, w, BF_NR);
       }
     } else {
       /* B stored [N, K] (a weight W): column jj of the panel is row j0+jj of W */
@@ -187,7 +187,7 @@ BF_TARGET static void bf_kernel(size_t kc, const uint32_t *ap, size_t si, size_t
 static void *bf_compute(void *arg) {
   bf_job *j = arg;
   const int row_layout = !j->ta;
-  const size_t si = row_layout ? j->Kp2 : 1, sk = row_layout ? 1 : j->Mp;
+  const size_t si = row_layout ? j->Kp2 : 1, sk = row_layout ? 1 : BF_PW;
   const size_t p0 = j->split_n ? j->lo : 0, p1 = j->split_n ? j->hi : j->panels;
   const size_t r0 = j->split_n ? 0 : j->lo, r1 = j->split_n ? j->M : j->hi;
   for (size_t pc = 0; pc < j->Kp2; pc += BF_KC) {
@@ -200,7 +200,9 @@ static void *bf_compute(void *arg) {
         const size_t col = p * BF_NR, nr = j->N - col < BF_NR ? j->N - col : BF_NR;
         for (size_t ir = ic; ir < ie; ir += BF_MR) {
           const size_t mr = ie - ir < BF_MR ? ie - ir : BF_MR;
-          bf_kernel(kc, j->abf + ir * si + pc * sk, si, sk, bp, j->c + ir * j->N + col, j->N, mr, nr, j->alpha, beta);
+          const uint32_t *ap = row_layout ? j->abf + ir * j->Kp2 + pc
+                                           : j->abf + ((ir / BF_PW) * BF_PW * j->Kp2 + pc * BF_PW + ir % BF_PW);
+          bf_kernel(kc, ap, si, sk, bp, j->c + ir * j->N + col, j->N, mr, nr, j->alpha, beta);
         }
       }
     }
@@ -243,7 +245,8 @@ static int bf_gemm_one(const float *a, const float *b, const uint32_t *prepacked
                        int ta, int tb, float alpha, float beta) {
   bf_job j = {0};
   j.a = a, j.b = b, j.c = c, j.M = M, j.K = K, j.N = N, j.ta = ta, j.tb = tb, j.alpha = alpha, j.beta = beta;
-  j.Mp = (M + BF_MR - 1) / BF_MR * BF_MR, j.Kp2 = (K + 1) / 2, j.panels = (N + BF_NR - 1) / BF_NR;
+  const size_t mround = ta ? BF_PW : BF_MR;
+  j.Mp = (M + mround - 1) / mround * mround, j.Kp2 = (K + 1) / 2, j.panels = (N + BF_NR - 1) / BF_NR;
   j.abf = malloc(j.Mp * j.Kp2 * 4);
   j.bp = prepacked ? (uint32_t *)prepacked : malloc(bf_packed_len(N, K) * 4);
   if (j.abf == NULL || j.bp == NULL) {
