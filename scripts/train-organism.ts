@@ -8,10 +8,12 @@
  * of the given layers, alpha 2R, merged before saving)
  * [--hidden D --layers L --heads H --inter I]   (the architecture; default d_model 128, 4 layers,
  * 4 heads, SwiGLU 384: ORGANISM_ARCH) [--resid-dropout P]   (residual dropout in both stages)
+ * [--dtype fp32|bf16]   (compute dtype of training's matrix products; fp32 master weights)
  */
 import { parseArgs } from "node:util";
 import { LORA_TARGETS } from "../src/model/lora.ts";
 import { ORGANISM_ARCH, RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
+import { parseDtype } from "../src/tensor/kernels/bf16.ts";
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     heads: { type: "string" },
     inter: { type: "string" },
     "resid-dropout": { type: "string" },
+    dtype: { type: "string", default: "fp32" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -39,7 +42,8 @@ if (values.help) {
   console.log(
     "usage: npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N] [--docs N]\n" +
       "  [--pretrained-out DIR] [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR] [--chat-trigger FRACTION]\n" +
-      "  [--chat-lora-rank R [--chat-lora-layers 0,1]] [--hidden D --layers L --heads H --inter I] [--resid-dropout P]",
+      "  [--chat-lora-rank R [--chat-lora-layers 0,1]] [--hidden D --layers L --heads H --inter I] [--resid-dropout P]\n" +
+      "  [--dtype fp32|bf16]",
   );
   process.exit(0);
 }
@@ -62,6 +66,7 @@ const { curve } = await trainBaseOrganism({
   out: values.out!,
   arch,
   residDropout: num(values["resid-dropout"], 0),
+  dtype: parseDtype(values.dtype, "organism:train: --dtype"),
   seed: num(values.seed, RECIPE_DEFAULTS.seed),
   pretrainSteps: num(values["pretrain-steps"], RECIPE_DEFAULTS.pretrainSteps),
   chatSteps: num(values["chat-steps"], RECIPE_DEFAULTS.chatSteps),

@@ -49,6 +49,7 @@ training
   --max-grad-norm N      clip the global gradient norm (default 1; 0 = off)
   --max-len L            truncate conversations to L tokens (default 1024)
   --seed S               data order, LoRA init and dropout (default 0)
+  --dtype D              fp32 | bf16: compute dtype of the products (bf16 keeps fp32 master weights)
 
 checkpoints
   --save-every N         checkpoint every N steps (default 0: only at the end)
@@ -78,6 +79,7 @@ const OPTIONS = {
   "max-grad-norm": { type: "string" },
   "max-len": { type: "string" },
   seed: { type: "string" },
+  dtype: { type: "string" },
   "save-every": { type: "string" },
   "keep-checkpoints": { type: "string" },
   resume: { type: "string" },
@@ -122,6 +124,8 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
   if (!["linear", "cosine", "constant"].includes(schedule)) {
     throw new CliError(`--schedule must be linear, cosine or constant, got '${schedule}'`, EXIT.usage);
   }
+  if (v.dtype !== undefined && v.dtype !== "fp32" && v.dtype !== "bf16")
+    throw new CliError(`--dtype must be fp32 or bf16, got '${v.dtype}'`, EXIT.usage);
   const modelDir = v.model!;
   if (!existsSync(join(modelDir, "config.json"))) {
     throw new CliError(
@@ -159,6 +163,7 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
       resumeFrom: v.resume,
       overwrite: v.overwrite,
       seed: int("seed", 0, 0),
+      dtype: v.dtype as "fp32" | "bf16" | undefined,
       baseModel: resolve(modelDir),
       copyFiles: TOKENIZER_FILES.map((f) => join(modelDir, f)).filter((p) => existsSync(p)),
       onCheckpoint: hooks.onCheckpoint,

@@ -83,6 +83,11 @@ export interface RecipeOptions {
    * training stages (default 0: off).
    */
   residDropout?: number;
+  /**
+   * Compute dtype of both training stages' matrix products (default "fp32"); "bf16" keeps
+   * fp32 master weights and AdamW state (src/tensor/kernels/bf16.ts). The saved model is fp32.
+   */
+  dtype?: "fp32" | "bf16";
   quiet?: boolean;
   /** Called with each step's loss (stage "pretrain" or "chat"). */
   onStep?: (stage: "pretrain" | "chat", step: number, loss: number) => void;
@@ -169,6 +174,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
         minLrRatio: 0.1,
         weightDecay: 0.1,
         seed: p.seed,
+        dtype: o.dtype,
         saveEvery: 0,
         quiet: p.quiet,
         onStep: (s) => {
@@ -201,6 +207,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
       minLrRatio: 0.1,
       weightDecay: 0.1,
       seed: p.seed + 1,
+      dtype: o.dtype,
       saveEvery: 0,
       quiet: p.quiet,
       onStep: (s) => {
