@@ -100,7 +100,19 @@ typedef struct {
   float alpha, beta;
   size_t lo, hi;   /* this thread's range: panels (split_n) or rows (multiples of MR) */
   int split_n;
+  volatile int failed; /* a packing thread ran out of memory */
 } bf_job;
+
+/* panel[q·NR + jj] = rows[jj·Kp2 + q]: the NR converted rows of W as one packed panel. */
+BF_TARGET static void transpose_panel(const uint32_t *rows, size_t Kp2, uint32_t *panel) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32((int)Kp2));
+  const uint32_t *hi = rows + 16 * Kp2;
+  for (size_t q = 0; q < Kp2; q++) {
+    _mm512_storeu_si512(panel + q * BF_NR, _mm512_i32gather_epi32(idx, (const void *)(rows + q), 4));
+    _mm512_storeu_si512(panel + q * BF_NR + 16, _mm512_i32gather_epi32(idx, (const void *)(hi + q), 4));
+  }
+}
 
 /* Converts rows [lo, hi) of A (row layout) or k pairs [lo, hi) (panel layout). */
 static void conv_a_range(void *ctx, size_t lo, size_t hi) {
@@ -126,7 +138,11 @@ static void conv_a_range(void *ctx, size_t lo, size_t hi) {
 static void pack_b_range(void *ctx, size_t lo, size_t hi) {
   bf_job *j = ctx;
   const size_t K = j->K, N = j->N, Kp2 = j->Kp2;
-  uint32_t *row = j->tb ? malloc(Kp2 * 4) : NULL;
+  uint32_t *row = j->tb ? malloc(BF_NR * Kp2 * 4) : NULL;
+  if (j->tb && row == NULL) {
+    j->failed = 1;
+    return;
+  }
   for (size_t p = lo; p < hi; p++) {
     uint32_t *panel = j->bp + p * Kp2 * BF_NR;
     const size_t j0 = p * BF_NR, w = N - j0 < BF_NR ? N - j0 : BF_NR;
@@ -137,11 +153,13 @@ static void pack_b_range(void *ctx, size_t lo, size_t hi) {
         pair_rows(r0, r1, panel + q * BF_NR, w, BF_NR);
       }
     } else {
-      /* B stored [N, K] (a weight W): column jj of the panel is row j0+jj of W */
+      /* B stored [N, K] (a weight W): column jj of the panel is row j0+jj of W. The 32
+         rows are converted, then transposed (as u32 pairs) with gathers. */
       for (size_t jj = 0; jj < BF_NR; jj++) {
-        if (jj < w) row_to_pairs(j->b + (j0 + jj) * K, row, K);
-        for (size_t q = 0; q < Kp2; q++) panel[q * BF_NR + jj] = jj < w ? row[q] : 0;
+        if (jj < w) row_to_pairs(j->b + (j0 + jj) * K, row + jj * Kp2, K);
+        else memset(row + jj * Kp2, 0, Kp2 * 4);
       }
+      transpose_panel(row, Kp2, panel);
     }
   }
   free(row);
@@ -256,6 +274,11 @@ static int bf_gemm_one(const float *a, const float *b, const uint32_t *prepacked
   }
   parallel_for(conv_a_range, &j, ta ? j.Kp2 : j.Mp, j.Mp * K);
   if (!prepacked) parallel_for(pack_b_range, &j, j.panels, N * K);
+  if (j.failed) {
+    free(j.abf);
+    if (!prepacked) free(j.bp);
+    return 0;
+  }
   bf_run(&j);
   free(j.abf);
   if (!prepacked) free(j.bp);
@@ -373,6 +396,7 @@ static napi_value js_bf16_pack_weight(napi_env env, napi_callback_info info) {
   j.b = w, j.bp = (uint32_t *)out, j.K = k, j.N = n, j.tb = 1, j.Kp2 = ((size_t)k + 1) / 2;
   j.panels = ((size_t)n + BF_NR - 1) / BF_NR;
   parallel_for(pack_b_range, &j, j.panels, (size_t)n * k);
+  if (j.failed) return range_error(env, "emlab native: bf16PackWeight out of memory");
   return NULL;
 }
 
