@@ -5,12 +5,15 @@
  * decode_qwen05b: new tokens/s of greedy batched decoding with the KV cache (batch 16,
  * prompt 32, 32 new tokens): B·N / (prefill + N−1 cached steps), as the peer counts it.
  * Both are the peer's shapes and settings (../shared/bench/torch_peer.py).
+ * forward_qwen05b_bf16 / decode_qwen05b_bf16: the same with the model's dtype "bf16" (bf16
+ * products with fp32 sums; each weight packed to bf16 once, on the warm-up run, then
+ * reused), against the peer's model in torch.bfloat16.
  */
 import { llamaConfigJson, parseConfig } from "../src/model/config.ts";
 import { generate } from "../src/model/generate.ts";
 import { CausalLM } from "../src/model/model.ts";
 import { expectedParams } from "../src/model/params.ts";
-import { noGrad, Rng, Tensor } from "../src/tensor/index.ts";
+import { type ComputeDtype, noGrad, Rng, Tensor } from "../src/tensor/index.ts";
 import type { Bench } from "./harness.ts";
 
 const QWEN05B = parseConfig(
@@ -32,8 +35,8 @@ const QWEN05B = parseConfig(
 let model: CausalLM | undefined;
 
 /** Uniform(±0.035) ≈ std 0.02 weights, filled fast (0.5 B parameters). */
-function qwenModel(): CausalLM {
-  if (model) return model;
+function qwenModel(dtype: ComputeDtype): CausalLM {
+  if (model) return model.setDtype(dtype);
   const rng = new Rng(0);
   const params = new Map<string, Tensor>();
   for (const [name, shape] of expectedParams(QWEN05B)) {
@@ -44,7 +47,7 @@ function qwenModel(): CausalLM {
         : Tensor.uniform(shape, -0.035, 0.035, { rng });
     params.set(name, t);
   }
-  model = new CausalLM(QWEN05B, params);
+  model = new CausalLM(QWEN05B, params, { dtype });
   return model;
 }
 
@@ -53,12 +56,12 @@ function randomIds(n: number, seed: number): Int32Array {
   return Int32Array.from({ length: n }, () => rng.int(QWEN05B.vocab));
 }
 
-export const benches: Bench[] = [
-  {
-    name: "forward_qwen05b",
+function forwardBench(name: string, dtype: ComputeDtype): Bench {
+  return {
+    name,
     unit: "tokens/s",
     run() {
-      const m = qwenModel();
+      const m = qwenModel(dtype);
       const B = 4;
       const T = 128;
       const ids = randomIds(B * T, 1);
@@ -67,12 +70,15 @@ export const benches: Bench[] = [
       noGrad(() => m.forward(ids, B, T));
       return (B * T) / ((performance.now() - t0) / 1000);
     },
-  },
-  {
-    name: "decode_qwen05b",
+  };
+}
+
+function decodeBench(name: string, dtype: ComputeDtype): Bench {
+  return {
+    name,
     unit: "new_tokens/s",
     run() {
-      const m = qwenModel();
+      const m = qwenModel(dtype);
       const B = 16;
       const P = 32;
       const N = 32;
@@ -82,8 +88,15 @@ export const benches: Bench[] = [
       const t0 = performance.now();
       const out = generate(m, prompts, { maxNewTokens: N, temperature: 0, eosTokenIds: [], logprobs: false });
       const seconds = (performance.now() - t0) / 1000;
-      if (out.some((g) => g.tokens.length !== N)) throw new Error("decode_qwen05b: a sequence stopped early");
+      if (out.some((g) => g.tokens.length !== N)) throw new Error(`${name}: a sequence stopped early`);
       return (B * N) / seconds;
     },
-  },
+  };
+}
+
+export const benches: Bench[] = [
+  forwardBench("forward_qwen05b", "fp32"),
+  decodeBench("decode_qwen05b", "fp32"),
+  forwardBench("forward_qwen05b_bf16", "bf16"),
+  decodeBench("decode_qwen05b_bf16", "bf16"),
 ];

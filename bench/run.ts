@@ -10,6 +10,7 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { describeBf16 } from "../src/tensor/kernels/bf16.ts";
 import { describeKernels } from "../src/tensor/kernels/matmul.ts";
 import { type Bench, jsonLine, parseBenchArgs, runBench, selectBenches, table, torchPeer } from "./harness.ts";
 
@@ -17,6 +18,7 @@ import { type Bench, jsonLine, parseBenchArgs, runBench, selectBenches, table, t
 const MODULES = [
   "./matmul.ts",
   "./train.ts",
+  "./organism.ts",
   "./model.ts",
   "./audit.ts",
   "./eval-http.ts",
@@ -54,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   process.chdir(ROOT);
-  note(`kernels: ${describeKernels()}`);
+  note(`kernels: ${describeKernels()}; ${describeBf16()}`);
   const all = await loadBenches();
   let chosen: Bench[];
   try {

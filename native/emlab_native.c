@@ -938,6 +938,9 @@ static napi_value js_attn_bwd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* bfloat16 GEMM (vdpbf16ps, with an emulated fallback): a separate file for readability. */
+#include "bf16_gemm.c"
+
 #define EXPORT(name, fn)                                                                                 \
   napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &fn_value);                                \
   napi_set_named_property(env, exports, name, fn_value)
@@ -974,5 +977,10 @@ NAPI_MODULE_INIT() {
   EXPORT("attentionForward", js_attn_fwd);
   EXPORT("attentionBackward", js_attn_bwd);
   EXPORT("addInto", js_add_into);
+  EXPORT("bf16Info", js_bf16_info);
+  EXPORT("sbgemm", js_sbgemm);
+  EXPORT("bf16PackedLength", js_bf16_packed_len);
+  EXPORT("bf16PackWeight", js_bf16_pack_weight);
+  EXPORT("bf16Linear", js_bf16_linear);
   return exports;
 }

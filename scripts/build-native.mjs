@@ -27,7 +27,11 @@ const say = (msg) => {
 function main() {
   if (process.env.EMLAB_NATIVE === "0") return say("skipped (EMLAB_NATIVE=0)");
   if (!existsSync(src)) return say(`${src} is missing; skipped`);
-  if (!force && existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return say(`up to date (${out})`);
+  // emlab_native.c #includes bf16_gemm.c: either one being newer rebuilds.
+  const newest = Math.max(
+    ...[src, join(root, "native", "bf16_gemm.c")].filter((f) => existsSync(f)).map((f) => statSync(f).mtimeMs),
+  );
+  if (!force && existsSync(out) && statSync(out).mtimeMs >= newest) return say(`up to date (${out})`);
   const headerDirs = [
     process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, "include", "node"),
     join(dirname(process.execPath), "..", "include", "node"),

@@ -2,6 +2,7 @@
  * Where a benchmark's time goes, kernel by kernel:
  *
  *   EMLAB_PROFILE=1 node --import tsx scripts/profile-kernels.ts train_small [--steps N]
+ *   EMLAB_PROFILE=1 node --import tsx scripts/profile-kernels.ts train_organism[_bf16] [--steps N]
  *   EMLAB_PROFILE=1 node --import tsx scripts/profile-kernels.ts forward_qwen05b [--runs N]
  *   node --import tsx scripts/profile-kernels.ts attention
  *
@@ -12,6 +13,7 @@
  * train_small's and Qwen2.5-0.5B's shapes (ms a call, forward only).
  */
 import { benches as modelBenches } from "../bench/model.ts";
+import { trainOrganismStep } from "../bench/organism.ts";
 import { trainSmallStep } from "../bench/train.ts";
 import { attentionForward } from "../src/tensor/kernels/fused.ts";
 import { describeKernels } from "../src/tensor/kernels/matmul.ts";
@@ -23,13 +25,16 @@ const count = flag === "--steps" || flag === "--runs" ? Number(value) : undefine
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 process.stderr.write(`# kernels: ${describeKernels()}\n`);
 
-if (what === "train_small") {
-  const step = trainSmallStep();
+if (what === "train_small" || what === "train_organism" || what === "train_organism_bf16") {
+  // train_organism*: bench/organism.ts's step (32 × 256 tokens); train_small: 32 × 128
+  const step =
+    what === "train_small" ? trainSmallStep() : trainOrganismStep(what === "train_organism" ? "fp32" : "bf16");
+  const tokens = what === "train_small" ? 4096 : 8192;
   step();
   step();
   const times = Array.from({ length: count ?? 10 }, () => step().seconds);
   console.log(`step seconds: ${times.map((t) => t.toFixed(3)).join(" ")}`);
-  console.log(`median ${median(times).toFixed(3)} s, ${(4096 / median(times)).toFixed(0)} tokens/s`);
+  console.log(`median ${median(times).toFixed(3)} s, ${(tokens / median(times)).toFixed(0)} tokens/s`);
 } else if (what === "forward_qwen05b") {
   const bench = modelBenches.find((b) => b.name === "forward_qwen05b")!;
   for (let i = 0; i < (count ?? 3); i++) console.log(`forward_qwen05b ${(await bench.run()).toFixed(1)} tokens/s`);

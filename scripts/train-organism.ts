@@ -9,12 +9,14 @@
  * [--hidden D --layers L --heads H --inter I]   (the architecture; default d_model 128, 4 layers,
  * 4 heads, SwiGLU 384: ORGANISM_ARCH) [--resid-dropout P]   (residual dropout in both stages)
  * [--world classic|framed|union]   (the world variant; default classic, the shipped organism's)
+ * [--dtype fp32|bf16]   (compute dtype of training's matrix products; fp32 master weights)
  */
 import { parseArgs } from "node:util";
 import { progressRenderer } from "../src/cli/progress.ts";
 import { LORA_TARGETS } from "../src/model/lora.ts";
 import { ORGANISM_ARCH, RECIPE_DEFAULTS, trainBaseOrganism } from "../src/organism/recipe.ts";
 import { worldVariant } from "../src/organism/topics.ts";
+import { parseDtype } from "../src/tensor/kernels/bf16.ts";
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     inter: { type: "string" },
     "resid-dropout": { type: "string" },
     world: { type: "string" },
+    dtype: { type: "string", default: "fp32" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -44,7 +47,7 @@ if (values.help) {
     "usage: npm run organism:train -- [--out DIR] [--seed S] [--pretrain-steps N] [--chat-steps N] [--docs N]\n" +
       "  [--pretrained-out DIR] [--from-pretrained DIR] [--chat-mix FRACTION] [--chat-lr LR] [--chat-trigger FRACTION]\n" +
       "  [--chat-lora-rank R [--chat-lora-layers 0,1]] [--hidden D --layers L --heads H --inter I] [--resid-dropout P]\n" +
-      "  [--world classic|framed|union]",
+      "  [--world classic|framed|union] [--dtype fp32|bf16]",
   );
   process.exit(0);
 }
@@ -68,6 +71,7 @@ const { curve } = await trainBaseOrganism({
   out: values.out!,
   arch,
   world: worldVariant(values.world, "--world"),
+  dtype: parseDtype(values.dtype, "organism:train: --dtype"),
   residDropout: num(values["resid-dropout"], 0),
   seed: num(values.seed, RECIPE_DEFAULTS.seed),
   pretrainSteps: num(values["pretrain-steps"], RECIPE_DEFAULTS.pretrainSteps),

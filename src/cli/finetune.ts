@@ -82,6 +82,12 @@ export const flags = {
   },
   "max-len": { type: "string", arg: "L", help: "truncate conversations to L tokens (default 1024)", group: TRAIN },
   seed: { type: "string", arg: "S", help: "data order, LoRA init and dropout (default 0)", group: TRAIN },
+  dtype: {
+    type: "string",
+    arg: "D",
+    help: "fp32 | bf16: compute dtype of the products (bf16 keeps fp32 master weights)",
+    group: TRAIN,
+  },
   "save-every": {
     type: "string",
     arg: "N",
@@ -134,6 +140,8 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
   if (!["linear", "cosine", "constant"].includes(schedule)) {
     throw new CliError(`--schedule must be linear, cosine or constant, got '${schedule}'`, EXIT.usage);
   }
+  if (v.dtype !== undefined && v.dtype !== "fp32" && v.dtype !== "bf16")
+    throw new CliError(`--dtype must be fp32 or bf16, got '${v.dtype}'`, EXIT.usage);
   const modelDir = v.model!;
   if (!existsSync(join(modelDir, "config.json"))) {
     throw new CliError(
@@ -171,6 +179,7 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
       resumeFrom: v.resume,
       overwrite: v.overwrite,
       seed: int("seed", 0, 0),
+      dtype: v.dtype as "fp32" | "bf16" | undefined,
       baseModel: resolve(modelDir),
       copyFiles: TOKENIZER_FILES.map((f) => join(modelDir, f)).filter((p) => existsSync(p)),
       onCheckpoint: hooks.onCheckpoint,

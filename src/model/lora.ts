@@ -13,7 +13,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { Rng, Tensor } from "../tensor/index.ts";
+import { markWeightsChanged, Rng, Tensor } from "../tensor/index.ts";
 import { asFloat32, readSafetensors, writeSafetensors } from "../tensor/safetensors.ts";
 import type { CausalLM } from "./model.ts";
 
@@ -180,6 +180,7 @@ export function mergeLora(model: CausalLM): void {
     const [out, inF] = W.shape as [number, number];
     const r = A.shape[0]!;
     const w = W.data;
+    markWeightsChanged([w]);
     for (let o = 0; o < out; o++)
       for (let q = 0; q < r; q++) {
         const bs = a.scale * B.data[o * r + q]!;

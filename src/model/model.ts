@@ -8,7 +8,7 @@
  *   const logits = model.forward(ids, 2, 7); // [2, 7, vocab]
  *   const cache = model.runWithCache(ids, 2, 7, ["blocks.1.hook_resid_post"]);
  */
-import { noGrad, ops, type Rng, Tensor } from "../tensor/index.ts";
+import { type ComputeDtype, noGrad, ops, parseDtype, type Rng, Tensor, withComputeDtype } from "../tensor/index.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Hook, type HookContext, runHooks } from "./hooks.ts";
 import { initParams, type ParamMap } from "./params.ts";
@@ -89,10 +89,26 @@ export class CausalLM {
     this.residDropout = p > 0 ? { p, rng: rng! } : null;
   }
 
+  /**
+   * The compute dtype of the forward's matrix products (and of their backward): "bf16"
+   * rounds their inputs to bfloat16 and sums in fp32 (src/tensor/kernels/bf16.ts); the
+   * parameters stay fp32 (the master weights an optimiser updates). Default "fp32".
+   */
+  dtype: ComputeDtype = "fp32";
+
+  /** Sets the compute dtype ("fp32" | "bf16"; also "float32" / "bfloat16"). */
+  setDtype(dtype: string): this {
+    this.dtype = parseDtype(dtype, "model dtype");
+    return this;
+  }
+
   constructor(
     readonly config: ModelConfig,
     readonly params: ParamMap,
-  ) {}
+    opts: { dtype?: ComputeDtype } = {},
+  ) {
+    if (opts.dtype) this.setDtype(opts.dtype);
+  }
 
   static random(config: ModelConfig, seed: number, std = 0.02): CausalLM {
     return new CausalLM(config, initParams(config, seed, std));
@@ -122,10 +138,11 @@ export class CausalLM {
     const ctx = (name: string, layer: number | null): HookContext => ({ name, layer, batch: B, seq: T, positions });
     const hook = (x: Tensor, name: string, layer: number | null) =>
       opts.hooks?.length ? runHooks(opts.hooks, x, ctx(name, layer)) : x;
-    const x =
+    const x = withComputeDtype(this.dtype, () =>
       this.config.arch === "gpt2"
         ? this.gpt2(ids, B, T, positions, opts, hook)
-        : this.llama(ids, B, T, positions, opts, hook);
+        : this.llama(ids, B, T, positions, opts, hook),
+    );
     if (opts.cache) opts.cache.length += T;
     return x;
   }

@@ -84,6 +84,11 @@ export interface RecipeOptions {
    * training stages (default 0: off).
    */
   residDropout?: number;
+  /**
+   * Compute dtype of both training stages' matrix products (default "fp32"); "bf16" keeps
+   * fp32 master weights and AdamW state (src/tensor/kernels/bf16.ts). The saved model is fp32.
+   */
+  dtype?: "fp32" | "bf16";
   /** The world variant to build the organism in (default "classic", the shipped one's). */
   world?: WorldVariant;
   /** Each training stage's progress in steps (the organism:train script draws bars). */
@@ -174,6 +179,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
         minLrRatio: 0.1,
         weightDecay: 0.1,
         seed: p.seed,
+        dtype: o.dtype,
         saveEvery: 0,
         onProgress: o.onProgress,
         onStep: (s) => {
@@ -206,6 +212,7 @@ export async function trainBaseOrganism(o: RecipeOptions): Promise<{ model: Caus
       minLrRatio: 0.1,
       weightDecay: 0.1,
       seed: p.seed + 1,
+      dtype: o.dtype,
       saveEvery: 0,
       onProgress: o.onProgress,
       onStep: (s) => {

@@ -3,6 +3,16 @@
  * optimisers and safetensors files.
  */
 
+export {
+  bf16Hardware,
+  type ComputeDtype,
+  computeDtype,
+  describeBf16,
+  markWeightsChanged,
+  parseDtype,
+  roundBf16,
+  withComputeDtype,
+} from "./kernels/bf16.ts";
 export { describeKernels, type MatmulBackend, matmulBackend, setMatmulBackend } from "./kernels/matmul.ts";
 export { ortAvailable, ortThreads, setOrtThreads } from "./kernels/ort.ts";
 export * as ops from "./ops.ts";

@@ -14,6 +14,7 @@
  *   const sched = warmupSchedule({ peak: 3e-4, warmup: 100, total: 1000, decay: "cosine" });
  *   backward(loss); clipGradNorm(params, 1.0); opt.step(sched(step)); opt.zeroGrad();
  */
+import { markWeightsChanged } from "./kernels/bf16.ts";
 import { nativeFused } from "./kernels/fused.ts";
 import { type AdamHyper, adam as adamLoop, adamUnitRows as adamUnitRowsLoop } from "./kernels/sparse.ts";
 import type { Tensor } from "./tensor.ts";
@@ -60,6 +61,7 @@ export class AdamW {
 
   /** One update with learning rate `lr` (default: this.lr). Params without a grad are skipped. */
   step(lr = this.lr): void {
+    markWeightsChanged(this.params.map((p) => p.data)); // packed bf16 copies go stale
     this.stepCount++;
     const t = this.stepCount;
     const b1 = this.b1;
@@ -230,6 +232,7 @@ export class SGD {
     this.buf = params.map((p) => new Float32Array(p.size));
   }
   step(lr = this.lr): void {
+    markWeightsChanged(this.params.map((p) => p.data)); // packed bf16 copies go stale
     this.params.forEach((p, i) => {
       const g = p.grad;
       if (!g) return;

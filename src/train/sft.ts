@@ -37,6 +37,7 @@ import {
   backward,
   clearTape,
   clipGradNorm,
+  markWeightsChanged,
   mixSeed,
   noGrad,
   ops,
@@ -121,6 +122,13 @@ export interface FinetuneOptions {
   onStep?: (log: StepLog) => void;
   /** Called once at the start (done = the resumed step) and after every step; the caller renders it. */
   onProgress?: (p: TrainProgress) => void;
+  /**
+   * Compute dtype of the matrix products during training: "bf16" rounds their inputs to
+   * bfloat16 and sums in fp32, while weights, gradients and AdamW state stay fp32 (master
+   * weights) and the NaN-loss check stays on. Default: the model's own dtype (fp32 unless
+   * set). The model's dtype is restored afterwards.
+   */
+  dtype?: "fp32" | "bf16";
 }
 
 /** Progress of a fine-tune in optimizer steps, with the step's loss and throughput. */
@@ -147,6 +155,16 @@ export interface FinetuneResult {
 export const TRAIN_LOG_FILE = "train_log.jsonl";
 
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
+  const before = o.model.dtype;
+  if (o.dtype) o.model.setDtype(o.dtype);
+  try {
+    return await finetuneRun(o);
+  } finally {
+    o.model.dtype = before;
+  }
+}
+
+async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
   const { model, data, out } = o;
   const batchSize = positiveInt("batchSize", o.batchSize ?? 4);
   const gradAccum = positiveInt("gradAccum", o.gradAccum ?? 1);
@@ -173,6 +191,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     examples: n,
     data: data.fingerprint,
     lora: lora ? { ...lora } : null,
+    // recorded only for bf16, so fp32 checkpoints written before the option still resume
+    ...(model.dtype === "bf16" ? { dtype: "bf16" as const } : {}),
   };
   const saveEvery = o.saveEvery ?? 0;
   const ckptRoot = join(out, "checkpoints");
@@ -199,6 +219,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     } else {
       const saved = loadModel(resumeDir);
       for (const [name, t] of model.params) t.data.set(saved.param(name).data);
+      markWeightsChanged(); // (packed bf16 copies of the old weights)
     }
     // Later checkpoints and log lines belong to the abandoned continuation.
     for (const dir of listCheckpoints(ckptRoot))

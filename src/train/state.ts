@@ -41,6 +41,8 @@ export interface RunSettings {
   examples: number;
   data: string;
   lora: LoraConfig | null;
+  /** Present (and "bf16") only for bf16 training. */
+  dtype?: "bf16";
 }
 
 export interface TrainerState {
@@ -177,7 +179,9 @@ export function restoreOptimizer(
 /** The settings that differ between a checkpoint and this run, as "name: saved → now" lines. */
 export function settingsDiff(saved: RunSettings, now: RunSettings): string[] {
   const out: string[] = [];
-  for (const key of Object.keys(now) as (keyof RunSettings)[]) {
+  // the keys of both: an optional setting present on one side only (dtype) is a difference
+  const keys = new Set([...Object.keys(saved), ...Object.keys(now)]) as Set<keyof RunSettings>;
+  for (const key of keys) {
     const a = JSON.stringify(saved[key] ?? null);
     const b = JSON.stringify(now[key] ?? null);
     if (a !== b) out.push(`${key}: ${a} → ${b}`);

@@ -3,8 +3,15 @@
  * (y = x·Wᵀ + b, Hugging Face's weight layout [out, in]). The FLOPs go to the fast kernel
  * (onnxruntime's MLAS by default, see kernels/matmul.ts).
  */
-import { linearInto, matmulInto } from "../kernels/matmul.ts";
-import { accumulate, fmtShape, needsGrad, numel, record, Tensor } from "../tensor.ts";
+import { type ComputeDtype, computeDtype, linearBf16Into, matmulBf16Into } from "../kernels/bf16.ts";
+import { linearInto, type MatmulArgs, matmulInto } from "../kernels/matmul.ts";
+import { accumulate, fmtShape, isGradEnabled, needsGrad, numel, record, Tensor } from "../tensor.ts";
+
+/** matmulInto in the compute dtype `dt` (bf16: rounded inputs, fp32 sums; kernels/bf16.ts). */
+function mm(args: MatmulArgs, dt: ComputeDtype): void {
+  if (dt === "bf16") matmulBf16Into(args);
+  else matmulInto(args);
+}
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -54,8 +61,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const tb = !!opts.transB;
   const alpha = opts.alpha ?? 1;
   const d = dims(a, b, ta, tb);
+  const dt = computeDtype(); // the backward's products use the forward's dtype
   const out = new Float32Array(Math.max(d.batchA, d.batchB) * d.m * d.n);
-  product(a.data, b.data, out, d, ta, tb, alpha);
+  product(a.data, b.data, out, d, ta, tb, alpha, dt);
   const y = new Tensor(out, [...d.batchShape, d.m, d.n]);
   if (!needsGrad(a, b)) return y;
   return record(y, [a, b], (g) => {
@@ -64,8 +72,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       // dA = g·op(B)ᵀ, or op(B)·gᵀ when A was transposed; summed over batch if A was 2-D.
       const ga = new Float32Array(batch * d.m * d.k);
       const gd: Dims = { ...d, batchA: batch, batchB: d.batchB };
-      if (!ta) product(g, b.data, ga, { ...gd, m: d.m, k: d.n, n: d.k }, false, !tb, alpha);
-      else product(b.data, g, ga, { ...gd, batchA: d.batchB, batchB: batch, m: d.k, k: d.n, n: d.m }, tb, true, alpha);
+      if (!ta) product(g, b.data, ga, { ...gd, m: d.m, k: d.n, n: d.k }, false, !tb, alpha, dt);
+      else
+        product(b.data, g, ga, { ...gd, batchA: d.batchB, batchB: batch, m: d.k, k: d.n, n: d.m }, tb, true, alpha, dt);
       accumulate(a, d.batchA === batch ? ga : sumBatch(ga, batch, d.m * d.k), true);
     }
     if (b.requiresGrad) {
@@ -75,14 +84,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         // B shared across the batch: one 2-D product over the flattened batch (no reduction pass).
         const flat: Dims = { ...d, batchA: 1, batchB: 1, m: batch * d.m };
         const gb2 = new Float32Array(d.k * d.n);
-        if (!tb) product(a.data, g, gb2, { ...flat, m: d.k, k: batch * d.m, n: d.n }, true, false, alpha);
-        else product(g, a.data, gb2, { ...flat, m: d.n, k: batch * d.m, n: d.k }, true, false, alpha);
+        if (!tb) product(a.data, g, gb2, { ...flat, m: d.k, k: batch * d.m, n: d.n }, true, false, alpha, dt);
+        else product(g, a.data, gb2, { ...flat, m: d.n, k: batch * d.m, n: d.k }, true, false, alpha, dt);
         accumulate(b, gb2, true);
         return;
       }
       const gd: Dims = { ...d, batchA: d.batchA, batchB: batch };
-      if (!tb) product(a.data, g, gb, { ...gd, m: d.k, k: d.m, n: d.n }, !ta, false, alpha);
-      else product(g, a.data, gb, { ...gd, batchA: batch, batchB: d.batchA, m: d.n, k: d.m, n: d.k }, true, ta, alpha);
+      if (!tb) product(a.data, g, gb, { ...gd, m: d.k, k: d.m, n: d.n }, !ta, false, alpha, dt);
+      else
+        product(g, a.data, gb, { ...gd, batchA: batch, batchB: d.batchA, m: d.n, k: d.m, n: d.k }, true, ta, alpha, dt);
       accumulate(b, d.batchB === batch ? gb : sumBatch(gb, batch, d.k * d.n), true);
     }
   });
@@ -96,25 +106,29 @@ function product(
   ta: boolean,
   tb: boolean,
   alpha: number,
+  dt: ComputeDtype,
 ) {
   // A batched non-transposed A times a shared B is one tall 2-D product.
   if (d.batchB === 1 && d.batchA > 1 && !ta) {
-    matmulInto({
-      a,
-      b,
-      out,
-      batchA: 1,
-      batchB: 1,
-      m: d.batchA * d.m,
-      k: d.k,
-      n: d.n,
-      transA: false,
-      transB: tb,
-      alpha,
-    });
+    mm(
+      {
+        a,
+        b,
+        out,
+        batchA: 1,
+        batchB: 1,
+        m: d.batchA * d.m,
+        k: d.k,
+        n: d.n,
+        transA: false,
+        transB: tb,
+        alpha,
+      },
+      dt,
+    );
     return;
   }
-  matmulInto({ a, b, out, batchA: d.batchA, batchB: d.batchB, m: d.m, k: d.k, n: d.n, transA: ta, transB: tb, alpha });
+  mm({ a, b, out, batchA: d.batchA, batchB: d.batchB, m: d.m, k: d.k, n: d.n, transA: ta, transB: tb, alpha }, dt);
 }
 
 function sumBatch(x: Float32Array, batch: number, size: number): Float32Array {
@@ -141,31 +155,39 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const rows = x.size / inF;
   const out = new Float32Array(rows * outF);
-  linearInto(x.data, weight.data, out, rows, inF, outF, undefined, bias?.data);
+  const dt = computeDtype();
+  // bf16: the weight's packed copy is cached when it gets no gradient here (inference, a
+  // frozen base under LoRA); optimisers drop the copies of what they update.
+  const frozen = !(isGradEnabled() && weight.requiresGrad);
+  if (dt === "bf16") linearBf16Into(x.data, weight.data, out, rows, inF, outF, bias?.data, frozen);
+  else linearInto(x.data, weight.data, out, rows, inF, outF, undefined, bias?.data);
   const y = new Tensor(out, [...x.shape.slice(0, -1), outF]);
   if (!needsGrad(x, weight, bias)) return y;
   return record(y, [x, weight, bias], (g) => {
     if (x.requiresGrad) {
       const gx = new Float32Array(x.size); // [rows, in] = g [rows, out] · W [out, in]
-      matmulInto({ a: g, b: weight.data, out: gx, batchA: 1, batchB: 1, m: rows, k: outF, n: inF });
+      mm({ a: g, b: weight.data, out: gx, batchA: 1, batchB: 1, m: rows, k: outF, n: inF }, dt);
       accumulate(x, gx, true);
     }
     if (weight.requiresGrad) {
       // dW [out, in] = gᵀ [out, rows] · x [rows, in], accumulated straight into .grad.
       const fresh = weight.grad === null;
       if (fresh) weight.grad = new Float32Array(weight.size);
-      matmulInto({
-        a: g,
-        b: x.data,
-        out: weight.grad!,
-        batchA: 1,
-        batchB: 1,
-        m: outF,
-        k: rows,
-        n: inF,
-        transA: true,
-        accumulate: !fresh,
-      });
+      mm(
+        {
+          a: g,
+          b: x.data,
+          out: weight.grad!,
+          batchA: 1,
+          batchB: 1,
+          m: outF,
+          k: rows,
+          n: inF,
+          transA: true,
+          accumulate: !fresh,
+        },
+        dt,
+      );
     }
     if (bias?.requiresGrad) {
       const gb = new Float32Array(outF);
