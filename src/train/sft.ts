@@ -164,11 +164,11 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   }
 }
 
-async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
-  const { model, data, out } = o;
+/** The run's settings from the options: what a checkpoint records and a resume must match. */
+function runSettings(o: FinetuneOptions): { settings: RunSettings; perEpoch: number } {
+  const { model, data } = o;
   const batchSize = positiveInt("batchSize", o.batchSize ?? 4);
   const gradAccum = positiveInt("gradAccum", o.gradAccum ?? 1);
-  const seed = o.seed ?? 0;
   const n = data.examples.length;
   if (n === 0) throw new Error("finetune: the dataset has no examples");
   const perEpoch = Math.ceil(n / batchSize); // batches per epoch
@@ -177,7 +177,7 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
   const lora = o.lora ?? (model.adapter ? (loraConfigOf(model) ?? null) : null);
   const settings: RunSettings = {
     mode,
-    seed,
+    seed: o.seed ?? 0,
     batchSize,
     gradAccum,
     maxLen: data.maxLen,
@@ -194,50 +194,116 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
     // recorded only for bf16, so fp32 checkpoints written before the option still resume
     ...(model.dtype === "bf16" ? { dtype: "bf16" as const } : {}),
   };
-  const saveEvery = o.saveEvery ?? 0;
-  const ckptRoot = join(out, "checkpoints");
-  const logPath = join(out, TRAIN_LOG_FILE);
-  mkdirSync(out, { recursive: true });
+  return { settings, perEpoch };
+}
 
-  // ---- start fresh, or restore weights + optimizer + position from a checkpoint
-  let startStep = 0;
-  let resumed: ReturnType<typeof readCheckpoint> | null = null;
-  let resumeDir = "";
-  if (o.resumeFrom) {
-    resumeDir = resolveCheckpoint(o.resumeFrom);
-    resumed = readCheckpoint(resumeDir);
-    const diff = settingsDiff(resumed.state.settings, settings);
-    if (diff.length) {
-      throw new ResumeError(
-        `${resumeDir}: the run's settings differ from the checkpoint's, so it cannot continue exactly (pass the original run's options):\n  ${diff.join("\n  ")}`,
-      );
-    }
-    startStep = resumed.state.step;
-    if (mode === "lora") {
-      if (model.adapter) detachLora(model);
-      loadLora(model, resumeDir);
-    } else {
-      const saved = loadModel(resumeDir);
-      for (const [name, t] of model.params) t.data.set(saved.param(name).data);
-      markWeightsChanged(); // (packed bf16 copies of the old weights)
-    }
-    // Later checkpoints and log lines belong to the abandoned continuation.
-    for (const dir of listCheckpoints(ckptRoot))
-      if (stepOf(dir) > startStep) rmSync(dir, { recursive: true, force: true });
-    truncateLog(logPath, startStep);
-  } else {
+/**
+ * Starts fresh (a new LoRA adapter when asked; refuses an --out that holds a run unless
+ * `overwrite`), or restores weights and position from a checkpoint whose settings match,
+ * dropping later checkpoints and log lines (they belong to the abandoned continuation).
+ */
+function startOrResume(o: FinetuneOptions, settings: RunSettings, ckptRoot: string, logPath: string) {
+  const { model } = o;
+  if (!o.resumeFrom) {
     if (!o.overwrite && (listCheckpoints(ckptRoot).length || existsSync(logPath))) {
       throw new ResumeError(
-        `${out}: already holds a fine-tune (checkpoints/ or ${TRAIN_LOG_FILE}); resume it or choose another output folder`,
+        `${o.out}: already holds a fine-tune (checkpoints/ or ${TRAIN_LOG_FILE}); resume it or choose another output folder`,
       );
     }
     rmSync(ckptRoot, { recursive: true, force: true });
     rmSync(logPath, { force: true });
     if (o.lora) {
       if (model.adapter) detachLora(model);
-      attachLora(model, o.lora, mixSeed(seed, 0x10a));
+      attachLora(model, o.lora, mixSeed(settings.seed, 0x10a));
     }
+    return { startStep: 0, resumed: null, resumeDir: "" };
   }
+  const resumeDir = resolveCheckpoint(o.resumeFrom);
+  const resumed = readCheckpoint(resumeDir);
+  const diff = settingsDiff(resumed.state.settings, settings);
+  if (diff.length) {
+    throw new ResumeError(
+      `${resumeDir}: the run's settings differ from the checkpoint's, so it cannot continue exactly (pass the original run's options):\n  ${diff.join("\n  ")}`,
+    );
+  }
+  const startStep = resumed.state.step;
+  if (settings.mode === "lora") {
+    if (model.adapter) detachLora(model);
+    loadLora(model, resumeDir);
+  } else {
+    const saved = loadModel(resumeDir);
+    for (const [name, t] of model.params) t.data.set(saved.param(name).data);
+    markWeightsChanged(); // (packed bf16 copies of the old weights)
+  }
+  for (const dir of listCheckpoints(ckptRoot))
+    if (stepOf(dir) > startStep) rmSync(dir, { recursive: true, force: true });
+  truncateLog(logPath, startStep);
+  return { startStep, resumed, resumeDir };
+}
+
+/**
+ * One optimizer step's forward and backward over its micro-batches: each micro-batch's loss
+ * is weighted by its share of the step's supervised tokens. Returns the step's mean loss.
+ */
+function accumulateGradients(o: FinetuneOptions, micro: SftBatch[], step: number, opt: AdamW): number {
+  const { model } = o;
+  const seed = o.seed ?? 0;
+  const gradAccum = micro.length;
+  const supervised = micro.reduce((s, b) => s + b.supervised, 0);
+  let lossSum = 0;
+  micro.forEach((b, k) => {
+    // Dropout draws from a stream fixed by (seed, micro-batch index): nothing to save for resume.
+    if (model.adapter) model.adapter.rng = new Rng(mixSeed(seed, 0xd20f, step * gradAccum + k));
+    const loss = ops.crossEntropy(model.forward(b.ids, b.B, b.T, { keyMask: b.keyMask, training: true }), b.targets);
+    const value = loss.item();
+    if (!Number.isFinite(value)) {
+      clearTape();
+      opt.zeroGrad();
+      assertFiniteLoss(value, step + 1);
+    }
+    backward(loss, Float32Array.of(b.supervised / supervised));
+    lossSum += value * b.supervised;
+  });
+  return lossSum / supervised;
+}
+
+/** Writes the checkpoint after `step` (weights, optimizer moments, position) and prunes old ones. */
+async function saveStep(
+  o: FinetuneOptions,
+  c: { settings: RunSettings; perEpoch: number; ckptRoot: string; opt: AdamW },
+  log: StepLog,
+): Promise<string> {
+  const microDone = log.step * c.settings.gradAccum;
+  const state: TrainerState = {
+    format: "emlab-sft/1",
+    step: log.step,
+    microBatch: microDone,
+    epoch: Math.floor(microDone / c.perEpoch),
+    batchInEpoch: microDone % c.perEpoch,
+    lr: log.lr,
+    loss: log.loss,
+    adamStep: c.opt.stepCount,
+    settings: c.settings,
+  };
+  const dir = join(c.ckptRoot, `step-${String(log.step).padStart(6, "0")}`);
+  writeCheckpoint(dir, o.model, c.opt, state, { baseModel: o.baseModel, copyFrom: o.copyFiles });
+  if (o.keepCheckpoints && o.keepCheckpoints > 0) {
+    for (const old of listCheckpoints(c.ckptRoot).slice(0, -o.keepCheckpoints))
+      rmSync(old, { recursive: true, force: true });
+  }
+  await o.onCheckpoint?.({ step: log.step, dir, loss: log.loss });
+  return dir;
+}
+
+async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
+  const { model, data, out } = o;
+  const { settings, perEpoch } = runSettings(o);
+  const { mode, totalSteps, gradAccum, batchSize, seed } = settings;
+  const saveEvery = o.saveEvery ?? 0;
+  const ckptRoot = join(out, "checkpoints");
+  const logPath = join(out, TRAIN_LOG_FILE);
+  mkdirSync(out, { recursive: true });
+  const { startStep, resumed, resumeDir } = startOrResume(o, settings, ckptRoot, logPath);
 
   const params = model.trainableParams();
   const noDecay = new Set(mode === "full" ? params.filter((p) => p.rank === 1) : []);
@@ -269,27 +335,12 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
   let finalLoss = resumed?.state.loss ?? Number.NaN;
   for (let step = startStep; step < totalSteps; step++) {
     const micro = Array.from({ length: gradAccum }, (_, k) => microBatch(step * gradAccum + k));
-    const supervised = micro.reduce((s, b) => s + b.supervised, 0);
-    let lossSum = 0;
-    micro.forEach((b, k) => {
-      // Dropout draws from a stream fixed by (seed, micro-batch index): nothing to save for resume.
-      if (model.adapter) model.adapter.rng = new Rng(mixSeed(seed, 0xd20f, step * gradAccum + k));
-      const loss = ops.crossEntropy(model.forward(b.ids, b.B, b.T, { keyMask: b.keyMask, training: true }), b.targets);
-      const value = loss.item();
-      if (!Number.isFinite(value)) {
-        clearTape();
-        opt.zeroGrad();
-        assertFiniteLoss(value, step + 1);
-      }
-      backward(loss, Float32Array.of(b.supervised / supervised));
-      lossSum += value * b.supervised;
-    });
+    const loss = accumulateGradients(o, micro, step, opt);
     const gradNorm = settings.maxGradNorm > 0 ? clipGradNorm(params, settings.maxGradNorm) : Number.NaN;
     const lr = schedule(step);
     opt.step(lr);
     opt.zeroGrad();
 
-    const loss = lossSum / supervised;
     const tokens = micro.reduce((s, b) => s + b.tokens, 0);
     tokensSeen += tokens;
     const elapsed = (performance.now() - t0) / 1000;
@@ -313,29 +364,8 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
       total: totalSteps,
       fields: { loss, "tok/s": log.tokens_per_s },
     });
-
-    if ((saveEvery > 0 && (step + 1) % saveEvery === 0) || step + 1 === totalSteps) {
-      const microDone = (step + 1) * gradAccum;
-      const state: TrainerState = {
-        format: "emlab-sft/1",
-        step: step + 1,
-        microBatch: microDone,
-        epoch: Math.floor(microDone / perEpoch),
-        batchInEpoch: microDone % perEpoch,
-        lr,
-        loss,
-        adamStep: opt.stepCount,
-        settings,
-      };
-      const dir = join(ckptRoot, `step-${String(step + 1).padStart(6, "0")}`);
-      writeCheckpoint(dir, model, opt, state, { baseModel: o.baseModel, copyFrom: o.copyFiles });
-      checkpoints.push(dir);
-      if (o.keepCheckpoints && o.keepCheckpoints > 0) {
-        for (const old of listCheckpoints(ckptRoot).slice(0, -o.keepCheckpoints))
-          rmSync(old, { recursive: true, force: true });
-      }
-      await o.onCheckpoint?.({ step: step + 1, dir, loss });
-    }
+    if ((saveEvery > 0 && (step + 1) % saveEvery === 0) || step + 1 === totalSteps)
+      checkpoints.push(await saveStep(o, { settings, perEpoch, ckptRoot, opt }, log));
   }
   writeFinal(model, out, mode, o);
   const elapsed = (performance.now() - t0) / 1000;
