@@ -8,9 +8,9 @@
  * fp32 master weights and AdamW state), against the peer's torch.autocast(bfloat16) step.
  */
 import { llamaConfigJson, parseConfig } from "../src/model/config.ts";
-import { CausalLM } from "../src/model/model.ts";
-import { AdamW, backward, type ComputeDtype, ops, Rng } from "../src/tensor/index.ts";
+import type { ComputeDtype } from "../src/tensor/index.ts";
 import type { Bench } from "./harness.ts";
+import { lmTrainStep } from "./train.ts";
 
 export const ORGANISM_CFG = parseConfig(
   llamaConfigJson({
@@ -32,25 +32,7 @@ const T = 256;
 
 /** One training step per call at the organism's shapes, in `dtype`; returns its time and loss. */
 export function trainOrganismStep(dtype: ComputeDtype): () => { seconds: number; loss: number } {
-  const model = CausalLM.random(ORGANISM_CFG, 0).setDtype(dtype);
-  const opt = new AdamW(model.trainableParams(), { lr: 2e-3, weightDecay: 0.1 });
-  const rng = new Rng(0);
-  const data = Int32Array.from({ length: B * (T + 1) }, () => rng.int(ORGANISM_CFG.vocab));
-  const ids = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < T; t++) {
-      ids[b * T + t] = data[b * (T + 1) + t]!;
-      targets[b * T + t] = data[b * (T + 1) + t + 1]!;
-    }
-  return () => {
-    const t0 = performance.now();
-    const loss = ops.crossEntropy(model.forward(ids, B, T), targets);
-    opt.zeroGrad();
-    backward(loss);
-    opt.step();
-    return { seconds: (performance.now() - t0) / 1000, loss: loss.item() };
-  };
+  return lmTrainStep(ORGANISM_CFG, { B, T, lr: 2e-3, weightDecay: 0.1, dtype });
 }
 
 function bench(name: string, dtype: ComputeDtype): Bench {
