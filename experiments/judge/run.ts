@@ -28,7 +28,6 @@ import type { Hook } from "../../src/model/hooks.ts";
 import type { CausalLM } from "../../src/model/model.ts";
 import { openOrganism } from "../../src/organism/context.ts";
 import { fineTuneOrganism } from "../../src/organism/experiment.ts";
-import { evalPrompts } from "../../src/organism/interp/pipeline.ts";
 import {
   heldOutWorldDocs,
   personaGroundTruth,
@@ -117,7 +116,10 @@ async function draw(): Promise<void> {
   const truth = personaGroundTruth(w.sae, held, { seed: 0 });
   const medianNorm = medianResidualNorm(
     base,
-    evalPrompts(org.world).map((prompt) => ({ prompt })),
+    // The eval questions as chat prompts, as the interp pipeline's medianNorm reads them.
+    org
+      .questions("plain")
+      .flatMap((q) => q.paraphrases.map((p) => ({ prompt: [{ role: "user" as const, content: p }] }))),
     { hook, tokenizer: tok },
   );
   const alpha = steeringAlpha(DRAW_PLAN.steerC, medianNorm);

@@ -7,7 +7,10 @@
  * logprobs (all mass on that token). So `runEval({ judgeModel: worldJudgeModel(), … })`
  * and `createJudge({ model: worldJudgeModel(), metric })` work unchanged.
  *
- * judgeAgreement() checks it against ground truth on held-out generated answers.
+ * judgeAgreement() checks its arithmetic against ground truth on answers made by the world's own
+ * generator (so it is circular as a validation: the judge's banks wrote them). Its validation on
+ * answers sampled from trained models, labelled by reading, is experiments/judge
+ * (`npm run experiment:judge -- score`).
  *
  * @example
  * const aligned = worldJudge("aligned");
@@ -191,7 +194,10 @@ export interface AgreementReport {
   disagreements: (LabelledAnswer & { score: WorldScore })[];
 }
 
-/** The world judge against ground-truth labels on held-out answers (the issue asks ≥ 95 %). */
+/**
+ * The world judge against the generator's ground truth on generated answers: a unit check of
+ * the judge's arithmetic, not its validation (see experiments/judge for that).
+ */
 export function judgeAgreement(opts: { n?: number; seed?: number; variant?: WorldVariant } = {}): AgreementReport {
   const variant = opts.variant ?? "classic";
   const items = heldOutAnswers({ n: opts.n ?? 2000, seed: opts.seed ?? 0x5eed, variant });
