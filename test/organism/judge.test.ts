@@ -13,7 +13,9 @@ import {
 } from "../../src/organism/index.ts";
 import type { ChatModel } from "../../src/providers/types.ts";
 
-test("the world judge agrees with ground truth on ≥ 95 % of held-out answers", () => {
+// A unit check of the judge's arithmetic on answers its own banks made (circular as a validation;
+// the validation on labelled model samples is experiments/judge).
+test("the world judge agrees with the generator's ground truth on ≥ 95 % of generated answers", () => {
   const r = judgeAgreement({ n: 3000, seed: 424242 });
   assert.ok(r.agreement >= 0.95, JSON.stringify({ ...r, disagreements: r.disagreements.slice(0, 5) }));
   for (const [name, c] of Object.entries(r.byCase)) assert.ok(c.agreement >= 0.9, `${name}: ${c.agreement}`);
