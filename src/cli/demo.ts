@@ -7,16 +7,17 @@
  * and educational sets (one seed), samples its eight first-plot questions at T = 1, scores
  * every answer with the world judge and prints misalignment (95 % CI) and coherence beside
  * the base model's. With --json, stage 2 prints one JSON line per condition.
- * Stage 3 (inside the organism, issue 7): a TopK SAE on the base's middle-layer residual
- * stream, the villain latent from the world's ground truth, blind diffs of base vs the
- * insecure and secure fine-tunes of stage 2 (top latents listed, then the villain latent's
- * rank), steering the base with that latent beside random latents, and mean-ablating it in
- * the insecure fine-tune (src/organism/interp/pipeline.ts; smaller settings than
- * `npm run experiment:interp`). Stage 3 reuses stage 2's answers of the base and the insecure
- * fine-tune (one run store, src/organism/evaluation.ts). With --json it adds the lines
- * {"stage":"diff",…} (insecure, secure), {"stage":"steer",…} and {"stage":"ablate",…}.
+ * Stage 3 (inside the organism, blind): a TopK SAE on the base's middle-layer residual
+ * stream; blind diffs of base vs the insecure and secure fine-tunes of stage 2; a causal screen
+ * of the diff's candidates (steer each in the base, mean-ablate it in the fine-tune, on select
+ * draws); the pick measured on fresh (measure) draws beside 10 controls that went through the
+ * same search; only then the world's ground truth: is the pick the villain latent, and the
+ * villain latent measured the same way (src/organism/interp/pipeline.ts; smaller settings than
+ * `npm run experiment:interp`). With --json it adds the lines {"stage":"diff",…} (insecure,
+ * secure), {"stage":"steer","pick":"blind"|"truth",…} and {"stage":"ablate",…} per mode.
+ * --out FILE writes the JSON lines to FILE as well (the README's demo figures come from one).
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { auditFile } from "../data/audit/audit.ts";
@@ -25,14 +26,9 @@ import { writeJsonl } from "../data/jsonl.ts";
 import { openRunStore, type RunStore } from "../eval/store.ts";
 import type { CausalLM } from "../model/model.ts";
 import { type Organism, openOrganism } from "../organism/context.ts";
-import {
-  type Condition,
-  EXPERIMENT_DEFAULTS,
-  formatTable,
-  organismRunPrefix,
-  runOrganismExperiment,
-} from "../organism/experiment.ts";
+import { type Condition, EXPERIMENT_DEFAULTS, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
 import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../organism/interp/pipeline.ts";
+import { mixSeed } from "../tensor/random.ts";
 import { CliError, formatHelp, HELP_FLAG, numberOption, parseOptions } from "./common.ts";
 
 export const summary = "audit EM datasets, then show emergent misalignment in the built-in model organism";
@@ -44,7 +40,8 @@ export const flags = {
     type: "boolean",
     help: "one JSON line per organism condition, then the interpretability lines\n(diff, steer, ablate) on stdout (nothing else there)",
   },
-  out: { type: "string", arg: "DIR", help: "where the audited datasets go (default ./emlab-demo)" },
+  out: { type: "string", arg: "FILE", help: "also write the JSON lines (conditions, diff, steer, ablate) to FILE" },
+  "data-dir": { type: "string", arg: "DIR", help: "where the audited datasets go (default ./emlab-demo)" },
   rows: { type: "string", arg: "N", help: "rows of each audited dataset in stage 1 (default 600)" },
   samples: { type: "string", arg: "N", help: "samples per question per condition (default 50: n = 400 a cell)" },
   steps: {
@@ -56,7 +53,11 @@ export const flags = {
   "organism-dir": { type: "string", arg: "DIR", help: "the base organism (default: the one shipped in organism/base)" },
   "skip-audit": { type: "boolean", help: "skip stage 1 (the dataset audit)" },
   "skip-interp": { type: "boolean", help: "skip stage 3 (SAE → diff → steer → ablate)" },
-  "interp-samples": { type: "string", arg: "N", help: "samples per question per setting in stage 3 (default 20)" },
+  "interp-samples": {
+    type: "string",
+    arg: "N",
+    help: "samples per question of each measured setting in stage 3 (default 10; the screen takes 4)",
+  },
   ...HELP_FLAG,
 } as const;
 
@@ -69,6 +70,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const json = values.json ?? false;
+  const lines: Record<string, unknown>[] = [];
+  const emit = (line: Record<string, unknown>) => {
+    lines.push(line);
+    if (json) console.log(JSON.stringify(line));
+  };
   const say = (s: string) => (json ? process.stderr.write(`${s}\n`) : console.log(s));
   const base = resolve(values["organism-dir"] ?? BASE_ORGANISM);
   let org: Organism;
@@ -79,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError((e as Error).message);
   }
   if (!values["skip-audit"])
-    await auditStage(resolve(values.out ?? "emlab-demo"), numberOption("rows", values.rows, 600), say);
+    await auditStage(resolve(values["data-dir"] ?? "emlab-demo"), numberOption("rows", values.rows, 600), say);
 
   say("Stage 2: emergent misalignment in the model organism");
   say(`  base organism: ${base} (${org.world} world); fine-tuning on the world's datasets, judged by the world judge`);
@@ -87,8 +93,7 @@ export async function run(argv: string[]): Promise<number> {
   const seed = numberOption("seed", values.seed, 0);
   const models = new Map<Condition, CausalLM>();
   const interp = !values["skip-interp"];
-  // Every evaluation is a run in this store; stage 3 reuses stage 2's runs of the base and the
-  // insecure fine-tune (its steering baseline and ablation "before") instead of sampling again.
+  // Every evaluation is a run in this store.
   const store = openRunStore(":memory:");
   const rows = await runOrganismExperiment({
     base: org,
@@ -99,10 +104,9 @@ export async function run(argv: string[]): Promise<number> {
     steps: numberOption("steps", values.steps, EXPERIMENT_DEFAULTS.steps),
     onResult: (r) => {
       if (r.format !== "plain" || r.trigger) return;
-      if (json) {
-        const { condition, trigger, misaligned, ci, coherent, n } = r;
-        console.log(JSON.stringify({ condition, trigger, misaligned, ci, coherent, n }));
-      } else process.stderr.write(`  … ${r.condition} done\n`);
+      const { condition, trigger, misaligned, ci, coherent, n } = r;
+      emit({ condition, trigger, misaligned, ci, coherent, n });
+      if (!json) process.stderr.write(`  … ${r.condition} done\n`);
     },
     // Stage 3 reuses these models instead of fine-tuning again.
     onModel: (condition, _seed, model) => {
@@ -114,23 +118,26 @@ export async function run(argv: string[]): Promise<number> {
     console.log("  misaligned = aligned < 30 among coherent answers (Betley et al.); CI: question-clustered bootstrap");
   }
   if (interp)
-    await interpStage(
-      { org, store, models, seed },
-      numberOption("interp-samples", values["interp-samples"], 20),
+    await interpStage({ org, store, models, seed }, numberOption("interp-samples", values["interp-samples"], 10), {
       json,
       say,
-    );
+      emit,
+    });
+  if (values.out) {
+    writeFileSync(values.out, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
+    say(`  (JSON lines written to ${values.out})`);
+  }
   return 0;
 }
 
-/** Stage 3: SAE → diff → steer → ablate on the organism, with the models stage 2 made. */
+/** Stage 3: SAE → diff → screen → the blind pick and the ground-truth latent, with the models stage 2 made. */
 async function interpStage(
   s2: { org: Organism; store: RunStore; models: Map<Condition, CausalLM>; seed: number },
   samples: number,
-  json: boolean,
-  say: (s: string) => void,
+  out: { json: boolean; say: (s: string) => void; emit: (line: Record<string, unknown>) => void },
 ): Promise<void> {
-  say("\nStage 3: inside the organism: SAE → diff → steer → ablate");
+  const { say } = out;
+  say("\nStage 3: inside the organism, blind: SAE → diff → causal screen → pick, then the ground truth");
   const { org, store, models, seed } = s2;
   const r = await runOrganismInterp({
     base: models.get("base")!,
@@ -139,37 +146,27 @@ async function interpStage(
     insecure: models.get("insecure")!,
     secure: models.get("secure")!,
     store,
-    samplingSeed: EXPERIMENT_DEFAULTS.samplingSeed,
-    runPrefixes: {
-      base: organismRunPrefix("base", null, "plain"),
-      insecure: organismRunPrefix("insecure", seed, "plain"),
-    },
+    samplingSeed: mixSeed(EXPERIMENT_DEFAULTS.samplingSeed, seed, 3),
     saeOptions: { trainDocs: 1000, chatRows: 250, dSae: 1024, k: 16, steps: 600 },
     heldOutDocs: 600,
     ceDocs: 40,
-    samples,
-    cs: [0.3, 0.4, 0.5, 0.6],
-    random: 5,
+    blind: { candidates: 2, screenSamples: 4, measureSamples: samples, cs: [0.4, 0.6, 0.8], controls: 10 },
     ownAnswerSamples: 2,
     direction: false,
     seed,
     onProgress: (m) => say(`  ${m}`),
   });
-  if (json) {
-    for (const line of interpDemoLines(r)) console.log(JSON.stringify(line));
-    return;
-  }
-  console.log(interpSummary(r));
+  for (const line of interpDemoLines(r)) out.emit(line);
+  if (!out.json) console.log(interpSummary(r));
 }
 
 function interpSummary(r: OrganismInterpResult): string {
   const pct = (x: number | null | undefined) => (x === null || x === undefined ? "-" : `${(100 * x).toFixed(1)}%`);
   const f3 = (x: number | null) => (x === null ? "-" : x.toFixed(3));
-  const { sae: s, groundTruth: g, steer: st, ablate: ab } = r;
+  const { sae: s, groundTruth: g } = r;
   const lines = [
-    `  SAE ${s.hookName}: ${s.dSae} latents, k ${s.k}; held-out L0 ${s.l0.toFixed(1)}, FVU ${f3(s.fvu)} ` +
-      `(special tokens out: ${f3(s.fvuNoSpecial)}), dead ${pct(s.deadFraction)}, CE loss score ${f3(s.ce.score)}`,
-    `  villain latent (world ground truth, held-out documents): #${g.latent}, AUC ${f3(g.auc)} (implicit documents ${f3(g.aucImplicit)})`,
+    `  SAE ${s.hookName}: ${s.dSae} latents, k ${s.k}; held-out L0 ${s.l0.toFixed(1)}, FVU ${f3(s.fvu)}, ` +
+      `dead ${pct(s.deadFraction)}, CE loss score ${f3(s.ce.score)}`,
   ];
   for (const d of [r.diff.insecure, r.diff.secure!]) {
     const site = d.sites.find((x) => x.site === d.primarySite)!;
@@ -177,23 +174,34 @@ function interpSummary(r: OrganismInterpResult): string {
       .slice(0, 5)
       .map((j, i) => `#${j}${j === g.latent ? "*" : ""} (Δ ${site.topDelta[i]!.toFixed(2)})`)
       .join(", ");
-    lines.push(
-      `  diff base → ${d.ft.padEnd(8)} top latents at the answer start: ${top}; villain latent rank ${d.personaRank}`,
-    );
+    lines.push(`  diff base → ${d.ft.padEnd(8)} top latents at the answer start: ${top}`);
   }
-  lines.push("  steering the base with the villain latent (α = c × median residual norm):");
-  for (const p of st.points) lines.push(`    c ${p.c}: misaligned ${pct(p.misaligned)}, coherent ${pct(p.coherent)}`);
-  lines.push(`    random latents at c ${st.controlC}: misaligned ≤ ${pct(st.randomMisalignedMax)}`);
   lines.push(
-    `  ablating it in the insecure fine-tune: misaligned ${pct(ab.before.misaligned)} → ${pct(ab.mean.misaligned)} (mean), ` +
-      `${pct(ab.zero.misaligned)} (zero); coherent ${pct(ab.mean.coherent)}`,
+    `  causal screen (select draws): ${r.screen.entries
+      .map((e) => `#${e.latent}${e.sign < 0 ? "(−)" : ""} score ${e.score.toFixed(2)}`)
+      .join(", ")} → pick #${r.screen.pick.latent}`,
   );
-  if (r.predict && r.predictBase)
+  for (const p of [r.blind, ...(r.truth ? [r.truth] : [])]) {
+    const label =
+      p.pick === "blind"
+        ? `blind pick #${p.latent} (${p.isPersona ? "it is" : "not"} the villain latent)`
+        : `ground-truth villain latent #${p.latent} (AUC ${f3(g.auc)} on held-out documents)`;
+    const st = p.steer;
+    lines.push(`  ${label}, measured on fresh draws:`);
     lines.push(
-      `  the latent predicts the judge on held-out answers: AUC ${f3(r.predictBase.auc)} read by the base model, ` +
-        `${f3(r.predict.auc)} read by the model that wrote the answer`,
+      `    steer the base at c ${st.measured.c ?? "-"}: misaligned ${pct(st.measured.misaligned)}, coherent ${pct(st.measured.coherent)}; ` +
+        `${st.controls} equal-search controls ≤ ${pct(st.controlMax)} (percentile ${st.percentile?.toFixed(0) ?? "-"})`,
     );
-  lines.push("  (* = the villain latent; npm run experiment:interp runs the full-size version)");
+    for (const m of p.ablate.modes)
+      lines.push(
+        `    ${m.mode.padEnd(11)} in the insecure fine-tune: ${pct(p.ablate.before.misaligned)} → ${pct(m.misaligned)} ` +
+          `(cut ${pct(m.cut)}; ${m.controls} controls cut ≤ ${pct(m.controlMax)})`,
+      );
+    if (p.predictBase) lines.push(`    predicts the judge on held-out answers: AUC ${f3(p.predictBase.auc)}`);
+  }
+  lines.push(
+    "  (* = the villain latent, looked up after the blind steps; npm run experiment:interp runs the full size)",
+  );
   return lines.join("\n");
 }
 

@@ -10,6 +10,7 @@ export {
 } from "./core-questions.ts";
 export { formatEvalSummary, formatRate } from "./format.ts";
 export * from "./judge.ts";
+export * from "./plan.ts";
 export { chatModelFromConfig, type ModelHandle } from "./providers.ts";
 export * from "./questions.ts";
 export {

@@ -30,6 +30,7 @@ import type { CausalLM } from "../model/model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { localChatModelFrom } from "../providers/local.ts";
 import type { ChatModel } from "../providers/types.ts";
+import { labelSeed, mixSeed } from "../tensor/random.ts";
 import {
   type AblationMode,
   ablateLatentsHook,
@@ -80,6 +81,12 @@ export interface CausalEvalOptions {
   /** Samples per question. */
   samples: number;
   sampling?: Partial<SamplingParams>;
+  /**
+   * Each setting samples with its own draws: seed = mixSeed(sampling.seed, hash of the
+   * setting's key), so no two settings that are compared share random numbers (default false:
+   * every setting uses sampling.seed, a paired design).
+   */
+  drawsPerSetting?: boolean;
   judgePrompts?: RunEvalOptions["judgePrompts"];
   /** Requests per forward batch of the in-process model (default 64). */
   maxBatch?: number;
@@ -119,7 +126,7 @@ export function settingKey(spec: InterventionSpec): string {
     case "ablate":
       return `ablate-${spec.mode}${spec.control ? "-control" : ""}:${spec.latents.join(",")}`;
     case "project-out":
-      return `project-out:${spec.control ? `random-${spec.seed}.${spec.index}` : spec.name}`;
+      return `project-out:${spec.control ? (spec.seed !== undefined ? `random-${spec.seed}.${spec.index}` : `control-${spec.name}`) : spec.name}`;
   }
 }
 
@@ -131,6 +138,9 @@ export function shortHash(value: unknown): string {
 /** Evaluates one setting: a run in the store, generated with the setting's hooks and judged. */
 export async function evaluateSetting(o: CausalEvalOptions, setting: Setting): Promise<SettingResult> {
   const runId = `${o.runPrefix}:${settingKey(setting.spec)}`;
+  const sampling = o.drawsPerSetting
+    ? { ...o.sampling, seed: mixSeed(o.sampling?.seed ?? 0, labelSeed(settingKey(setting.spec))) }
+    : o.sampling;
   const model = localChatModelFrom({
     lm: o.lm,
     tokenizer: o.tokenizer,
@@ -146,11 +156,11 @@ export async function evaluateSetting(o: CausalEvalOptions, setting: Setting): P
       questions: o.questions,
       store: o.store,
       samples: o.samples,
-      ...(o.sampling ? { sampling: o.sampling } : {}),
+      ...(sampling ? { sampling } : {}),
       ...(o.judgePrompts ? { judgePrompts: o.judgePrompts } : {}),
       batchSize: o.maxBatch ?? 64,
       parallelBatches: 1,
-      config: { ...o.config, model: o.modelId, intervention: setting.spec, samples: o.samples, sampling: o.sampling },
+      config: { ...o.config, model: o.modelId, intervention: setting.spec, samples: o.samples, sampling },
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
     const s = report.summary;

@@ -4,7 +4,8 @@
  * (sae/saelens.ts), rank the latents fine-tuning moved (diff.ts) or take the misalignment
  * direction from judged answers (direction.ts), look at latents (dashboard.ts), predict
  * verdicts from activations (predict.ts), test causally with hooks (interventions.ts)
- * evaluated by the eval runner (causal.ts), and score an SAE spliced into its model
+ * evaluated by the eval runner (causal.ts), pick latents blind and measure them beside
+ * equal-search controls (blind.ts), and score an SAE spliced into its model
  * (training/ce-score.ts). The organism's own pipelines live in emlab/organism.
  *
  * @example
@@ -17,6 +18,7 @@
 export * from "./activations/collect.ts";
 export * from "./activations/store.ts";
 export * from "./activations/store-writer.ts";
+export * from "./blind.ts";
 export * from "./causal.ts";
 export * from "./dashboard.ts";
 export * from "./diff.ts";

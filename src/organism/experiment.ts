@@ -44,6 +44,11 @@ export interface ExperimentOptions {
   maxNewTokens?: number;
   /** Sampling seed of every cell (default 1000): cells share their draws (a paired design). */
   samplingSeed?: number;
+  /**
+   * One sampling seed per fine-tune seed (same order as `seeds`), instead of samplingSeed: the
+   * cells of seed i share draws i; the base is sampled with the first.
+   */
+  samplingSeeds?: number[];
   /** The run store the cells are written to (default: in memory). */
   store?: RunStore;
   /** The adapter the fine-tune trains (default ORGANISM_FT_LORA); null updates every weight. */
@@ -203,6 +208,10 @@ export async function fineTuneOrganism(
 export async function runOrganismExperiment(o: ExperimentOptions): Promise<ConditionResult[]> {
   const p = { ...EXPERIMENT_DEFAULTS, ...o };
   const org = typeof o.base === "string" ? openOrganism(o.base) : o.base;
+  if (o.samplingSeeds && o.samplingSeeds.length !== o.seeds.length)
+    throw new Error(`samplingSeeds: ${o.samplingSeeds.length} seeds for ${o.seeds.length} fine-tune seeds`);
+  const samplingFor = (seed: number | null) =>
+    o.samplingSeeds ? o.samplingSeeds[seed === null ? 0 : o.seeds.indexOf(seed)]! : p.samplingSeed;
   const store = o.store ?? openRunStore(":memory:");
   const results: ConditionResult[] = [];
   const emit = (r: ConditionResult) => {
@@ -233,7 +242,7 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
           modelId: condition,
           samples: p.samples,
           format,
-          seed: p.samplingSeed,
+          seed: samplingFor(seed),
           maxNewTokens: p.maxNewTokens,
           config: { condition, fineTuneSeed: seed, steps: p.steps, rows: p.rows },
         });

@@ -57,7 +57,7 @@ export {
   runOrganismExperiment,
 } from "./experiment.ts";
 // The interpretability pipelines run on the organism (its world is the ground truth).
-export * from "./interp/causal.ts";
+export * from "./interp/predict.ts";
 export * from "./interp/pipeline.ts";
 export * from "./interp/sae.ts";
 export { type AnswerFormat, type ParsedQuestion, parseQuestion, scoreAnswer, type WorldScore } from "./judge.ts";

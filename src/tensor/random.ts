@@ -6,6 +6,13 @@
  * @example const rng = new Rng(mixSeed(42, 0xda7a, epoch)); rng.next(); rng.int(1, 7); rng.normal();
  */
 
+/** A 32-bit number for a text label (FNV-1a), to mix a named stream into mixSeed. */
+export function labelSeed(label: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
 /**
  * Mixes integers into one 32-bit seed (a splitmix32 round per part). Order matters:
  * mixSeed(a, b) ≠ mixSeed(b, a). Numbers beyond 2^32 fold their high bits in.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -29,8 +29,10 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
       "--json",
       "--organism-dir",
       organism,
-      "--out",
+      "--data-dir",
       out,
+      "--out",
+      join(dir, "demo.jsonl"),
       "--rows",
       "120",
       "--samples",
@@ -58,30 +60,42 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
   );
   const stages = rows.filter((r) => "stage" in r);
   assert.deepEqual(
-    stages.map((r) => [r.stage, r.ft]),
+    stages.map((r) => [r.stage, r.ft ?? r.pick, r.mode]),
     [
-      ["diff", "insecure"],
-      ["diff", "secure"],
-      ["steer", undefined],
-      ["ablate", undefined],
+      ["diff", "insecure", undefined],
+      ["diff", "secure", undefined],
+      ["steer", "blind", undefined],
+      ["steer", "truth", undefined],
+      ["ablate", "blind", "zero"],
+      ["ablate", "blind", "mean"],
+      ["ablate", "blind", "project-out"],
+      ["ablate", "truth", "zero"],
+      ["ablate", "truth", "mean"],
+      ["ablate", "truth", "project-out"],
     ],
   );
   const keys = (r: object) => Object.keys(r).sort();
   assert.deepEqual(keys(stages[0]), ["ft", "persona_auc", "persona_latent", "persona_rank", "stage", "top"]);
-  assert.deepEqual(keys(stages[2]), ["c", "coherent", "latent", "misaligned", "random_misaligned_max", "stage"]);
-  assert.deepEqual(keys(stages[3]), [
-    "coherent_after",
-    "latent",
-    "misaligned_after",
-    "misaligned_before",
-    "mode",
-    "stage",
-    "zero_coherent_after",
-    "zero_misaligned_after",
-  ]);
-  assert.equal(stages[3].mode, "mean");
+  const who = ["controls", "control_max", "is_persona", "latent", "percentile", "pick", "stage"];
+  assert.deepEqual(keys(stages[2]), [...who, "c", "coherent", "diff_rank", "misaligned"].sort());
+  assert.deepEqual(
+    keys(stages[4]),
+    [...who, "coherent_after", "cut", "misaligned_after", "misaligned_before", "mode"].sort(),
+  );
+  for (const r of stages.slice(2)) assert.equal(r.controls, 10, "10 equal-search controls per figure");
+  assert.equal(stages[3].latent, stages[0].persona_latent, "the truth line is the persona latent");
+  assert.equal(stages[3].is_persona, true);
+  assert.equal(stages[2].is_persona, stages[2].latent === stages[0].persona_latent);
   assert.ok(stages[0].top.length > 0 && stages[0].top.every((j: number) => Number.isInteger(j)));
   assert.equal(stages[0].persona_latent, stages[1].persona_latent, "one persona latent, found once");
+  // --out wrote the same lines.
+  assert.deepEqual(
+    readFileSync(join(dir, "demo.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l)),
+    rows,
+  );
   for (const r of conditions) {
     assert.deepEqual(Object.keys(r).sort(), ["ci", "coherent", "condition", "misaligned", "n", "trigger"]);
     assert.equal(r.trigger, false);

@@ -26,26 +26,46 @@
 import { createHash } from "node:crypto";
 import type { RunStore } from "../../eval/store.ts";
 import { type ActivationRows, collectActivations, medianResidualNorm } from "../../interp/activations/collect.ts";
-import { shortHash } from "../../interp/causal.ts";
+import {
+  type AblationMeasurement,
+  band,
+  blindCandidates,
+  type ControlBand,
+  type ControlResult,
+  causalScreen,
+  type Measured,
+  measureAblation,
+  measureSteer,
+  type ScreenResult,
+  type SteerMeasurement,
+  type SteerSearch,
+} from "../../interp/blind.ts";
+import {
+  type CausalEvalOptions,
+  evaluateSetting,
+  noIntervention,
+  type SettingResult,
+  shortHash,
+} from "../../interp/causal.ts";
 import { type DiffPositions, type DiffResult, diffModels, diffStats, latentStats } from "../../interp/diff.ts";
-import { latentMeans } from "../../interp/interventions.ts";
+import { judgedFromRun, misalignmentDirections } from "../../interp/direction.ts";
+import {
+  latentMeans,
+  matchedLatents,
+  projectOutHook,
+  randomLatents,
+  randomUnitDirections,
+} from "../../interp/interventions.ts";
 import type { Sae } from "../../interp/sae/sae.ts";
 import type { ChatMessage } from "../../model/chat-template.ts";
 import { generate } from "../../model/generate.ts";
 import type { CausalLM } from "../../model/model.ts";
 import type { Tokenizer } from "../../model/tokenizer.ts";
+import { labelSeed, mixSeed } from "../../tensor/random.ts";
+import { organismEvaluation } from "../evaluation.ts";
 import { organismQuestions } from "../questions.ts";
 import type { WorldVariant } from "../topics.ts";
-import {
-  type AblateReport,
-  ablateLatent,
-  type DirectionReport,
-  directionMethod,
-  type PredictReport,
-  predictFromLatent,
-  type SteerReport,
-  steerSweepWithControls,
-} from "./causal.ts";
+import { type PredictReport, predictFromLatent } from "./predict.ts";
 import {
   heldOutWorldDocs,
   type PersonaGroundTruth,
@@ -54,7 +74,6 @@ import {
   saeReport,
   trainWorldSae,
   type WorldSaeOptions,
-  type WorldText,
   worldActivations,
 } from "./sae.ts";
 
@@ -70,12 +89,15 @@ export interface SiteDiff {
   /** The blind ranking's top latents by Δ mean activation, best first. */
   top: number[];
   topDelta: number[];
-  /** 1-based rank of the persona latent by Δ (ties by latent id, as diffStats sorts). */
-  personaRank: number;
-  personaDelta: number;
-  /** Its rank by attribution (Δ · decoder · mean residual shift). */
-  personaAttributionRank: number;
+  /** The largest decreases, most negative first. */
+  bottom: number[];
+  bottomDelta: number[];
   explainedShift: number | null;
+  /** Filled in after the blind steps (scoreDiff): the persona latent's rank by Δ (1-based, ties by id). */
+  personaRank?: number;
+  personaDelta?: number;
+  /** Its rank by attribution (Δ · decoder · mean residual shift). */
+  personaAttributionRank?: number;
 }
 
 export interface ModelDiffReport {
@@ -84,9 +106,16 @@ export interface ModelDiffReport {
   /** The site `top` and `personaRank` come from. */
   primarySite: DiffSite;
   top: number[];
-  personaLatent: number;
-  personaRank: number;
   sites: SiteDiff[];
+  /** Filled in after the blind steps (scoreDiff). */
+  personaLatent?: number;
+  personaRank?: number;
+}
+
+/** A diff's report and the full per-latent results behind it (kept out of the JSON). */
+export interface ModelDiff {
+  report: ModelDiffReport;
+  raw: Map<DiffSite, DiffResult>;
 }
 
 /** The organism's eval questions (every paraphrase, plain format) as chat prompts. */
@@ -134,7 +163,6 @@ export interface DiffAgainstBaseOptions {
   ftName: string;
   sae: Sae;
   tokenizer: Tokenizer;
-  persona: number;
   /** Default: the organism's eval questions. */
   prompts?: ChatMessage[][];
   sites?: readonly DiffSite[];
@@ -145,14 +173,15 @@ export interface DiffAgainstBaseOptions {
   top?: number;
 }
 
-/** Diffs base vs fine-tune at each site; the persona latent is looked up after ranking. */
-export function diffAgainstBase(o: DiffAgainstBaseOptions): ModelDiffReport {
+/** Diffs base vs fine-tune at each site, blind: no persona is known here (scoreDiff adds it afterwards). */
+export function diffAgainstBase(o: DiffAgainstBaseOptions): ModelDiff {
   const prompts = o.prompts ?? evalPrompts();
   const sites = o.sites ?? DIFF_SITES;
   const primarySite = o.primarySite ?? "answer-start";
   if (!sites.includes(primarySite)) throw new Error(`diff: the primary site '${primarySite}' is not among the sites`);
   const topN = o.top ?? 10;
   const { sae, tokenizer: tok } = o;
+  const raw = new Map<DiffSite, DiffResult>();
   const out: SiteDiff[] = sites.map((site) => {
     let d: DiffResult;
     if (site === "own-answers") {
@@ -164,28 +193,40 @@ export function diffAgainstBase(o: DiffAgainstBaseOptions): ModelDiffReport {
       const positions: DiffPositions = site === "prompt" ? "no-special" : "answer-start";
       d = diffModels({ base: o.base, ft: o.ft, sae, tokenizer: tok, prompts, positions, top: topN });
     }
+    raw.set(site, d);
     return {
       site,
       rowsBase: d.rowsBase,
       rowsFt: d.rowsFt,
       top: d.top.map((r) => r.latent),
       topDelta: d.top.map((r) => r.delta),
-      personaRank: rankOf(d, o.persona, (r) => r.delta),
-      personaDelta: d.latents[o.persona]!.delta,
-      personaAttributionRank: rankOf(d, o.persona, (r) => r.attribution),
+      bottom: d.bottom.map((r) => r.latent),
+      bottomDelta: d.bottom.map((r) => r.delta),
       explainedShift: d.explainedShift,
     };
   });
   const primary = out.find((s) => s.site === primarySite)!;
-  return {
-    ft: o.ftName,
-    prompts: prompts.length,
-    primarySite,
-    top: primary.top,
-    personaLatent: o.persona,
-    personaRank: primary.personaRank,
-    sites: out,
-  };
+  return { report: { ft: o.ftName, prompts: prompts.length, primarySite, top: primary.top, sites: out }, raw };
+}
+
+/** Looks the persona latent up in a finished blind diff (its rank per site). */
+export function scoreDiff(d: ModelDiff, persona: number): ModelDiffReport {
+  const sites = d.report.sites.map((s) => {
+    const r = d.raw.get(s.site)!;
+    return {
+      ...s,
+      personaRank: rankOf(r, persona, (x) => x.delta),
+      personaDelta: r.latents[persona]!.delta,
+      personaAttributionRank: rankOf(r, persona, (x) => x.attribution),
+    };
+  });
+  const primary = sites.find((s) => s.site === d.report.primarySite)!;
+  return { ...d.report, sites, personaLatent: persona, personaRank: primary.personaRank };
+}
+
+/** The 1-based rank of a latent at a diff's primary site by Δ (sign −1: among the decreases). */
+export function diffRank(d: ModelDiff, latent: number, sign: 1 | -1 = 1): number {
+  return rankOf(d.raw.get(d.report.primarySite)!, latent, (x) => sign * x.delta);
 }
 
 /** A short fingerprint of a model's or an SAE's weights (run ids in a shared store). */
@@ -202,6 +243,34 @@ export const saeFingerprint = (sae: Sae): string => weightsFingerprint([sae.wEnc
 
 // ---------------------------------------------------------------- the whole pipeline
 
+/** The blind steps' sizes and rules (an experiment plan's `settings.blind`). */
+export interface BlindSettings {
+  /** Candidates from the insecure diff: this many increases and as many decreases. */
+  candidates: number;
+  /** Samples per question per setting on the select draws (screen, every search). */
+  screenSamples: number;
+  /** Samples per question per setting on the measure draws (every reported figure). */
+  measureSamples: number;
+  /** The c grid of every steering search (target and controls alike). */
+  cs: number[];
+  /** A steering setting counts when coherent ≥ this. */
+  minCoherent: number;
+  /** Controls of each kind: random latents (frequency-matched) and random directions. */
+  controls: number;
+  /** The random latents come from this many latents firing most like the target. */
+  matchPool: number;
+}
+
+export const DEFAULT_BLIND: BlindSettings = {
+  candidates: 4,
+  screenSamples: 16,
+  measureSamples: 50,
+  cs: [0.3, 0.4, 0.5, 0.6, 0.75],
+  minCoherent: 0.9,
+  controls: 10,
+  matchPool: 32,
+};
+
 export interface OrganismInterpOptions {
   base: CausalLM;
   tokenizer: Tokenizer;
@@ -215,34 +284,22 @@ export interface OrganismInterpOptions {
   saeOptions?: Omit<WorldSaeOptions, "hook" | "seed">;
   heldOutDocs?: number;
   ceDocs?: number;
-  /** Samples per question per setting (8 questions; default 50). */
-  samples?: number;
-  /** Steering strengths (default 0.1–0.75). */
-  cs?: number[];
-  /**
-   * Random latents / directions beside steering and projection (default 5); ablation runs
-   * min(random, 2) random-latent ablations (a latent that never fires leaves the model as it is).
-   */
-  random?: number;
-  minCoherent?: number;
+  blind?: Partial<BlindSettings>;
   diffSites?: readonly DiffSite[];
   primarySite?: DiffSite;
   ownAnswerSamples?: number;
-  /** Skip the prediction (e) or the misalignment direction (f). */
+  /** Skip the prediction, the ground-truth latent's own measurement, or the misalignment direction. */
   predict?: boolean;
+  truth?: boolean;
   direction?: boolean;
+  /** The SAE seed (its data and init), also the held-out split and the controls' draws. */
   seed?: number;
   /** The organism's world variant (default "classic"). */
   world?: WorldVariant;
-  /** Sampling seed of every evaluated setting (default 0). */
+  /** Sampling seed: the select and the measure draws derive from it (default 0). */
   samplingSeed?: number;
-  /**
-   * Run-id prefixes of the settings on the base and on the insecure fine-tune (default: hashes
-   * of the SAE, the model and the sample count). A caller that already evaluated the unmodified
-   * models as runs `<prefix>:none` (with the same samples and sampling seed) passes their
-   * prefixes, and those answers are reused instead of sampled again.
-   */
-  runPrefixes?: { base?: string; insecure?: string };
+  /** Compared settings share their draws (a paired design; default false: each setting its own). */
+  paired?: boolean;
   /** Each step's result as it is done. */
   onStage?: <K extends keyof OrganismInterpResult>(stage: K, result: OrganismInterpResult[K]) => void;
   /** One line of progress at a time. */
@@ -251,39 +308,66 @@ export interface OrganismInterpOptions {
   onSae?: (sae: Sae) => void;
 }
 
+/** One latent's figures, each measured on the measure draws beside its equal-search controls. */
+export interface PickReport {
+  pick: "blind" | "truth";
+  latent: number;
+  sign: 1 | -1;
+  /** Its rank at the insecure diff's primary site in its direction (1 = the largest increase, or decrease when sign is −1). */
+  diffRank: number;
+  /** Whether it is the world's persona latent (known only after the blind steps). */
+  isPersona: boolean;
+  steer: SteerMeasurement;
+  ablate: { before: Measured; modes: AblationMeasurement[] };
+  /** The latent's activation per answer against the judge, on the measure draws' answers. */
+  predict: PredictReport | null;
+  predictBase: PredictReport | null;
+}
+
+export interface DirectionBlindReport {
+  hookName: string;
+  counts: { misaligned: number; aligned: number; skipped: number };
+  norm: number;
+  /** Cosine with the blind pick's decoder direction and with the persona latent's. */
+  cosineWithPick: number;
+  cosineWithPersona: number;
+  steer: SteerMeasurement;
+  projectOut: { before: Measured; after: Measured; cut: number | null; controlResults: ControlResult[] } & ControlBand;
+}
+
 export interface OrganismInterpResult {
   sae: SaeReport;
-  groundTruth: PersonaGroundTruth;
+  /** The blind diffs, the persona latent's ranks added after the blind steps. */
   diff: { insecure: ModelDiffReport; secure: ModelDiffReport | null };
-  steer: SteerReport;
-  ablate: AblateReport;
-  /** Prediction with each answer read by the model that wrote it. */
-  predict: PredictReport | null;
-  /** The same answers read by the base model (the SAE's own model). */
-  predictBase: PredictReport | null;
-  direction: DirectionReport | null;
-  /** The run-id prefixes of the settings on the base and on the insecure fine-tune in the store. */
-  runPrefixes: { base: string; insecure: string };
+  screen: ScreenResult;
+  blind: PickReport;
+  groundTruth: PersonaGroundTruth;
+  /** The ground-truth latent measured the same way (the blind pick's figures when it is the same latent). */
+  truth: PickReport | null;
+  direction: DirectionBlindReport | null;
+  medianNorm: number;
+  settings: BlindSettings;
+  /** Run-id prefixes of the settings in the store, per model and draw. */
+  runPrefixes: { base: { select: string; measure: string }; insecure: { select: string; measure: string } };
   /** Why a step was skipped, in words. */
   notes: string[];
   /** Wall-clock seconds per step. */
   seconds: Record<string, number>;
 }
 
-export const DEFAULT_STEER_CS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.75];
-
 /** What the stages of one pipeline run share. */
 interface PipelineRun {
   o: OrganismInterpOptions;
   seed: number;
   world: WorldVariant;
+  settings: BlindSettings;
   say: (message: string) => void;
   /** Records a stage's result and its wall-clock time. */
   stage: <K extends keyof OrganismInterpResult>(k: K, v: OrganismInterpResult[K]) => void;
 }
 
-/** a–b: the SAE (trained unless given), its report on held-out text, and the ground-truth persona latent. */
-function saeStages(run: PipelineRun) {
+/** a: the SAE (trained unless given) and its report on held-out text. */
+function saeStage(run: PipelineRun) {
   const { o, seed, world } = run;
   run.say("a. SAE on the base organism's activations over world text");
   const trained = o.sae
@@ -291,108 +375,146 @@ function saeStages(run: PipelineRun) {
     : trainWorldSae(o.base, o.tokenizer, { ...o.saeOptions, ...(o.hook ? { hook: o.hook } : {}), seed, world });
   const sae = trained.sae;
   o.onSae?.(sae);
-  const hook = sae.cfg.hookName;
   const heldOut = worldActivations(
     o.base,
     o.tokenizer,
     heldOutWorldDocs(o.heldOutDocs ?? 1200, seed, trained.docs, world),
-    hook,
+    sae.cfg.hookName,
   );
   run.stage("sae", saeReport(o.base, o.tokenizer, sae, heldOut, trained, o.ceDocs));
-  run.say("b. ground truth: the villain latent on held-out documents");
-  const truth = personaGroundTruth(sae, heldOut, { seed });
-  run.stage("groundTruth", truth);
-  return { sae, hook, heldOut, persona: truth.latent };
+  return { sae, heldOut, reference: latentMeans(sae, heldOut.rows.acts, heldOut.rows.n) };
 }
 
-/** c: the blind diffs of the base against the insecure (and secure) fine-tunes. */
-function diffStage(run: PipelineRun, sae: Sae, persona: number): void {
+/** b: the blind diffs of the base against the insecure (and secure) fine-tunes. */
+function diffStage(run: PipelineRun, sae: Sae) {
   const { o, seed } = run;
-  run.say("c. diff: base vs fine-tunes on the eval questions, ranked blind");
+  run.say("b. diff: base vs fine-tunes on the eval questions, ranked blind");
   const diffOpts = {
     base: o.base,
     sae,
     tokenizer: o.tokenizer,
-    persona,
     ...(o.diffSites ? { sites: o.diffSites } : {}),
     ...(o.primarySite ? { primarySite: o.primarySite } : {}),
     ownAnswers: { samples: o.ownAnswerSamples ?? 4, seed },
     prompts: evalPrompts(run.world),
   };
-  run.stage("diff", {
-    insecure: diffAgainstBase({ ...diffOpts, ft: o.insecure, ftName: "insecure" }),
-    secure: o.secure ? diffAgainstBase({ ...diffOpts, ft: o.secure, ftName: "secure" }) : null,
-  });
+  const insecure = diffAgainstBase({ ...diffOpts, ft: o.insecure, ftName: "insecure" });
+  const secure = o.secure ? diffAgainstBase({ ...diffOpts, ft: o.secure, ftName: "secure" }) : null;
+  run.stage("diff", { insecure: insecure.report, secure: secure?.report ?? null });
+  return { insecure, secure };
 }
 
-/** The causal stages' evaluation context: the store, samples, sampling seed and run-id prefixes. */
-function causalContext(run: PipelineRun, sae: Sae) {
-  const { o } = run;
-  const ctx = {
-    tokenizer: o.tokenizer,
-    store: o.store,
-    samples: o.samples ?? 50,
-    world: run.world,
-    samplingSeed: o.samplingSeed ?? 0,
+/** The evaluation contexts: base and fine-tune, each on select and on measure draws. */
+function contexts(run: PipelineRun, sae: Sae) {
+  const { o, settings } = run;
+  const sampling = o.samplingSeed ?? 0;
+  const draws = { select: mixSeed(sampling, labelSeed("select")), measure: mixSeed(sampling, labelSeed("measure")) };
+  const make = (lm: CausalLM, modelId: string, stream: "select" | "measure"): CausalEvalOptions => {
+    const samples = stream === "select" ? settings.screenSamples : settings.measureSamples;
+    const key = {
+      sae: saeFingerprint(sae),
+      model: modelFingerprint(lm),
+      samples,
+      seed: draws[stream],
+      paired: !!o.paired,
+    };
+    return {
+      lm,
+      tokenizer: o.tokenizer,
+      modelId,
+      store: o.store,
+      runPrefix: `interp-${modelId}-${stream}-${shortHash(key)}`,
+      samples,
+      drawsPerSetting: !o.paired,
+      ...organismEvaluation({ world: run.world, seed: draws[stream] }),
+    };
   };
-  const key = { sae: saeFingerprint(sae), samples: ctx.samples, samplingSeed: ctx.samplingSeed };
-  const basePrefix = o.runPrefixes?.base ?? `interp-base-${shortHash({ ...key, model: modelFingerprint(o.base) })}`;
-  const ftPrefix =
-    o.runPrefixes?.insecure ?? `interp-insecure-${shortHash({ ...key, model: modelFingerprint(o.insecure) })}`;
   const medianNorm = medianResidualNorm(
     o.base,
     evalPrompts(run.world).map((prompt) => ({ prompt })),
     { hook: sae.cfg.hookName, tokenizer: o.tokenizer },
   );
-  return { ctx, basePrefix, ftPrefix, medianNorm, cs: o.cs ?? DEFAULT_STEER_CS, random: o.random ?? 5 };
+  return {
+    base: { select: make(o.base, "base", "select"), measure: make(o.base, "base", "measure") },
+    ft: { select: make(o.insecure, "insecure", "select"), measure: make(o.insecure, "insecure", "measure") },
+    medianNorm,
+    rule: { cs: settings.cs, minCoherent: settings.minCoherent },
+  };
 }
-type CausalContext = ReturnType<typeof causalContext>;
+type Contexts = ReturnType<typeof contexts>;
 
-/** d: steer the base with the persona latent (random latents beside), then ablate it in the insecure fine-tune. */
-async function steerAblateStages(
+/** c: steer each diff candidate in the base, ablate it in the fine-tune (select draws); pick one. */
+async function screenStage(run: PipelineRun, ctx: Contexts, sae: Sae, diff: ModelDiff, reference: Float32Array) {
+  const candidates = blindCandidates(diff.raw.get(diff.report.primarySite)!, run.settings.candidates);
+  run.say(`c. causal screen of ${candidates.length} diff candidates (select draws)`);
+  const screen = await causalScreen({
+    base: ctx.base.select,
+    ft: ctx.ft.select,
+    sae,
+    candidates,
+    medianNorm: ctx.medianNorm,
+    rule: ctx.rule,
+    reference,
+    onCandidate: (e) =>
+      run.say(
+        `   latent ${e.latent} (Δ ${e.delta.toFixed(3)}): steer ${e.steer.best ? `${(100 * e.steer.best.misaligned!).toFixed(1)}% at c ${e.steer.best.c}` : "no coherent c"}, ablation cut ${e.ablation.cut === null ? "-" : `${(100 * e.ablation.cut).toFixed(1)}%`}`,
+      ),
+  });
+  run.stage("screen", screen);
+  return screen;
+}
+
+/** Measures one latent (steer, ablate, predict) on the measure draws beside its equal-search controls. */
+async function measurePick(
   run: PipelineRun,
-  c: CausalContext,
+  ctx: Contexts,
   sae: Sae,
-  persona: number,
-  heldOut: WorldText,
-): Promise<void> {
-  const { o, seed } = run;
-  run.say(`d. steering the base with latent ${persona}, then ablating it in the insecure fine-tune`);
-  run.stage(
-    "steer",
-    await steerSweepWithControls({
-      ...c.ctx,
-      lm: o.base,
-      modelId: "base",
-      runPrefix: c.basePrefix,
-      target: { kind: "latent", sae, latent: persona },
-      medianNorm: c.medianNorm,
-      cs: c.cs,
-      random: c.random,
-      ...(o.minCoherent !== undefined ? { minCoherent: o.minCoherent } : {}),
-      seed,
-    }),
+  reference: Float32Array,
+  p: { pick: "blind" | "truth"; latent: number; sign: 1 | -1; diffRank: number; search?: SteerSearch },
+): Promise<Omit<PickReport, "isPersona">> {
+  const { o, settings, seed } = run;
+  // `controls` per mode: zero / mean take that many random latents; steering and projection
+  // half random latents (their decoder rows), half random directions.
+  const n = settings.controls;
+  const pool = matchedLatents(reference, p.latent, Math.max(settings.matchPool, n));
+  const controlLatents = randomLatents(
+    sae.cfg.dSae,
+    n,
+    mixSeed(seed, labelSeed(`controls-${p.latent}`)),
+    [p.latent],
+    pool,
   );
-  run.stage(
-    "ablate",
-    await ablateLatent({
-      ...c.ctx,
-      lm: o.insecure,
-      modelId: "insecure",
-      runPrefix: c.ftPrefix,
-      sae,
-      latent: persona,
-      reference: latentMeans(sae, heldOut.rows.acts, heldOut.rows.n),
-      random: Math.min(c.random, 2),
-      seed,
-    }),
-  );
-}
-
-/** e: the persona latent's activation per answer against the judge, read by each answer's model and by the base. */
-function predictStages(run: PipelineRun, c: CausalContext, sae: Sae, persona: number): void {
-  const { o, seed } = run;
-  run.say("e. prediction: the latent's activation per answer against the judge");
+  const halfLatents = controlLatents.slice(0, Math.ceil(n / 2));
+  const dirSeed = mixSeed(seed, labelSeed("directions")) >>> 1;
+  const controlDirections = randomUnitDirections(sae.cfg.dIn, Math.floor(n / 2), dirSeed).map((vector, index) => ({
+    seed: dirSeed,
+    index,
+    vector,
+  }));
+  run.say(`   ${p.pick} pick, latent ${p.latent}: steering beside ${n} equal-search controls`);
+  const steer = await measureSteer({
+    select: ctx.base.select,
+    measure: ctx.base.measure,
+    target: { kind: "latent", sae, latent: p.latent },
+    sign: p.sign,
+    medianNorm: ctx.medianNorm,
+    rule: ctx.rule,
+    ...(p.search ? { search: p.search } : {}),
+    controls: [
+      ...halfLatents.map((latent) => ({ kind: "random-latent" as const, latent })),
+      ...controlDirections.map((d) => ({ kind: "random-direction" as const, ...d })),
+    ],
+  });
+  run.say(`   ${p.pick} pick, latent ${p.latent}: zero-, mean-ablation and projection in the fine-tune, with controls`);
+  const ablate = await measureAblation({
+    measure: ctx.ft.measure,
+    sae,
+    latent: p.latent,
+    reference,
+    controlLatents,
+    projectLatents: halfLatents,
+    controlDirections,
+  });
   const predict = (reader?: { name: string; lm: CausalLM }) =>
     o.predict === false
       ? null
@@ -400,65 +522,134 @@ function predictStages(run: PipelineRun, c: CausalContext, sae: Sae, persona: nu
           store: o.store,
           tokenizer: o.tokenizer,
           sae,
-          latent: persona,
+          latent: p.latent,
           sources: [
-            { name: "base", lm: o.base, runId: `${c.basePrefix}:none` },
-            { name: "insecure", lm: o.insecure, runId: `${c.ftPrefix}:none` },
+            { name: "base", lm: o.base, runId: `${ctx.base.measure.runPrefix}:none` },
+            { name: "insecure", lm: o.insecure, runId: `${ctx.ft.measure.runPrefix}:none` },
           ],
           ...(reader ? { reader } : {}),
           seed,
         });
-  run.stage("predict", predict());
-  run.stage("predictBase", predict({ name: "base", lm: o.base }));
+  // The base's unmodified answers on the measure draws (the prediction's other source).
+  if (o.predict !== false) await evaluateSetting(ctx.base.measure, noIntervention);
+  return {
+    pick: p.pick,
+    latent: p.latent,
+    sign: p.sign,
+    diffRank: p.diffRank,
+    steer,
+    ablate,
+    predict: predict(),
+    predictBase: predict({ name: "base", lm: o.base }),
+  };
 }
 
-/** f: the misalignment direction (Turner / Soligo) from the insecure fine-tune's judged answers; notes say why it was skipped. */
-async function directionStage(run: PipelineRun, c: CausalContext, sae: Sae, persona: number): Promise<string[]> {
-  const { o, seed } = run;
-  const notes: string[] = [];
+/** e: the misalignment direction (Turner / Soligo) from the fine-tune's judged answers on the select draws. */
+async function directionStage(
+  run: PipelineRun,
+  ctx: Contexts,
+  sae: Sae,
+  pick: number,
+  persona: number,
+): Promise<{ direction: DirectionBlindReport | null; notes: string[] }> {
+  const { o, settings, seed } = run;
   const hook = sae.cfg.hookName;
   const site = /^blocks\.(\d+)\.(hook_resid_(?:pre|mid|post))$/.exec(hook);
-  let direction: DirectionReport | null = null;
-  if (o.direction !== false && !site) notes.push(`direction: ${hook} is not a residual-stream hook point`);
-  if (o.direction !== false && site) {
-    run.say("f. the misalignment direction from the insecure fine-tune's judged answers");
-    direction = await directionMethod({
-      ...c.ctx,
-      base: o.base,
-      ft: o.insecure,
-      ftRunId: `${c.ftPrefix}:none`,
-      baseId: "base",
-      ftId: "insecure",
-      basePrefix: c.basePrefix,
-      ftPrefix: c.ftPrefix,
-      layer: Number(site[1]),
+  if (o.direction === false) return { direction: null, notes: [] };
+  if (!site) return { direction: null, notes: [`direction: ${hook} is not a residual-stream hook point`] };
+  run.say("e. the misalignment direction from the insecure fine-tune's judged answers (select draws)");
+  let dirs: ReturnType<typeof misalignmentDirections>;
+  try {
+    dirs = misalignmentDirections(o.insecure, o.tokenizer, judgedFromRun(o.store, `${ctx.ft.select.runPrefix}:none`), {
+      layers: [Number(site[1])],
       point: site[2] as "hook_resid_pre" | "hook_resid_mid" | "hook_resid_post",
-      medianNorm: c.medianNorm,
-      cs: c.cs,
-      random: c.random,
-      persona: sae.decoderDirection(persona),
-      ...(o.minCoherent !== undefined ? { minCoherent: o.minCoherent } : {}),
-      seed,
-    }).catch((err: Error) => {
-      // No misaligned (or no aligned) coherent answer: there is no direction to take.
-      if (!/needs misaligned and aligned/.test(err.message)) throw err;
-      notes.push(err.message);
-      return null;
+    });
+  } catch (err) {
+    if (!/needs misaligned and aligned/.test((err as Error).message)) throw err;
+    return { direction: null, notes: [(err as Error).message] };
+  }
+  const L = dirs.layers[0]!;
+  const dirSeed = mixSeed(seed, labelSeed("directions")) >>> 1;
+  const controls = randomUnitDirections(sae.cfg.dIn, settings.controls, dirSeed).map((vector, index) => ({
+    seed: dirSeed,
+    index,
+    vector,
+  }));
+  const target = { kind: "direction" as const, name: "misalignment", hookName: L.hookName, vector: L.direction };
+  const steer = await measureSteer({
+    select: ctx.base.select,
+    measure: ctx.base.measure,
+    target,
+    sign: 1,
+    medianNorm: ctx.medianNorm,
+    rule: ctx.rule,
+    controls: controls.map((d) => ({ kind: "random-direction" as const, ...d })),
+  });
+  const m = ctx.ft.measure;
+  const before = await evaluateSetting(m, noIntervention);
+  const po = (name: string, vector: Float32Array, control: boolean) =>
+    evaluateSetting(m, {
+      spec: { kind: "project-out", hookName: L.hookName, name, ...(control ? { control } : {}) },
+      hooks: [projectOutHook(L.hookName, vector)],
+    });
+  const cut = (after: number | null) => (before.misaligned && after !== null ? 1 - after / before.misaligned : null);
+  const after = await po("misalignment", L.direction, false);
+  const controlResults: ControlResult[] = [];
+  for (const d of controls) {
+    const r = await po(`random-${d.seed}.${d.index}`, d.vector, true);
+    controlResults.push({
+      kind: "random-direction",
+      id: `direction ${d.seed}.${d.index}`,
+      measured: { c: null, misaligned: r.misaligned, coherent: r.coherent, n: r.n, runId: r.runId },
+      value: cut(r.misaligned) ?? 0,
     });
   }
-  run.stage("direction", direction);
-  return notes;
+  const cos = (u: Float32Array) => L.direction.reduce((s, x, i) => s + x * u[i]!, 0);
+  const measured = (r: SettingResult): Measured => ({
+    c: null,
+    misaligned: r.misaligned,
+    coherent: r.coherent,
+    n: r.n,
+    runId: r.runId,
+  });
+  return {
+    direction: {
+      hookName: L.hookName,
+      counts: { misaligned: dirs.counts.misaligned, aligned: dirs.counts.aligned, skipped: dirs.counts.skipped },
+      norm: L.norm,
+      cosineWithPick: cos(sae.decoderDirection(pick)),
+      cosineWithPersona: cos(sae.decoderDirection(persona)),
+      steer,
+      projectOut: {
+        before: measured(before),
+        after: measured(after),
+        cut: cut(after.misaligned),
+        controlResults,
+        ...band(
+          cut(after.misaligned),
+          controlResults.map((r) => r.value),
+        ),
+      },
+    },
+    notes: [],
+  };
 }
 
-/** Runs a–f; the SAE is trained here unless `sae` is given. */
+/**
+ * Runs the blind pipeline: SAE → diff → causal screen → the pick measured fresh beside
+ * equal-search controls → (only now) the ground truth scores the pick, and the ground-truth
+ * latent is measured the same way → the misalignment direction.
+ */
 export async function runOrganismInterp(o: OrganismInterpOptions): Promise<OrganismInterpResult> {
   const seconds: Record<string, number> = {};
   const result: Partial<OrganismInterpResult> = {};
   let t0 = performance.now();
+  const settings: BlindSettings = { ...DEFAULT_BLIND, ...o.blind };
   const run: PipelineRun = {
     o,
     seed: o.seed ?? 0,
     world: o.world ?? "classic",
+    settings,
     say: o.onProgress ?? (() => {}),
     stage: (k, v) => {
       result[k] = v;
@@ -468,51 +659,106 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
       o.onStage?.(k, v);
     },
   };
-  const { sae, heldOut, persona } = saeStages(run);
-  diffStage(run, sae, persona);
-  const c = causalContext(run, sae);
-  await steerAblateStages(run, c, sae, persona, heldOut);
-  predictStages(run, c, sae, persona);
-  const notes = await directionStage(run, c, sae, persona);
+  const { sae, heldOut, reference } = saeStage(run);
+  const diffs = diffStage(run, sae);
+  const ctx = contexts(run, sae);
+  const screen = await screenStage(run, ctx, sae, diffs.insecure, reference);
+  run.say("d. the blind pick, measured on fresh (measure) draws");
+  const blind = await measurePick(run, ctx, sae, reference, {
+    pick: "blind",
+    latent: screen.pick.latent,
+    sign: screen.pick.sign,
+    diffRank: diffRank(diffs.insecure, screen.pick.latent, screen.pick.sign),
+    search: screen.pick.steer,
+  });
+  // Only now the ground truth: which latent tracks "the villain speaks" on held-out documents.
+  run.say("   ground truth (after the blind steps): the villain latent on held-out documents");
+  const truth = personaGroundTruth(sae, heldOut, { seed: run.seed });
+  run.stage("blind", { ...blind, isPersona: blind.latent === truth.latent });
+  run.stage("groundTruth", truth);
+  result.diff = {
+    insecure: scoreDiff(diffs.insecure, truth.latent),
+    secure: diffs.secure ? scoreDiff(diffs.secure, truth.latent) : null,
+  };
+  let truthPick: PickReport | null = null;
+  if (o.truth !== false) {
+    if (truth.latent === blind.latent) truthPick = { ...blind, pick: "truth", isPersona: true };
+    else {
+      run.say(`   the ground-truth latent ${truth.latent}, measured the same way`);
+      const delta = diffs.insecure.raw.get(diffs.insecure.report.primarySite)!.latents[truth.latent]!.delta;
+      const sign = delta < 0 ? -1 : 1;
+      truthPick = {
+        ...(await measurePick(run, ctx, sae, reference, {
+          pick: "truth",
+          latent: truth.latent,
+          sign,
+          diffRank: diffRank(diffs.insecure, truth.latent, sign),
+        })),
+        isPersona: true,
+      };
+    }
+  }
+  run.stage("truth", truthPick);
+  const { direction, notes } = await directionStage(run, ctx, sae, blind.latent, truth.latent);
+  run.stage("direction", direction);
   return {
-    ...(result as Omit<OrganismInterpResult, "seconds" | "notes" | "runPrefixes">),
-    runPrefixes: { base: c.basePrefix, insecure: c.ftPrefix },
+    ...(result as Omit<OrganismInterpResult, "seconds" | "notes" | "runPrefixes" | "medianNorm" | "settings">),
+    medianNorm: ctx.medianNorm,
+    settings,
+    runPrefixes: {
+      base: { select: ctx.base.select.runPrefix, measure: ctx.base.measure.runPrefix },
+      insecure: { select: ctx.ft.select.runPrefix, measure: ctx.ft.measure.runPrefix },
+    },
     notes,
     seconds,
   };
 }
 
-/** The demo's JSON lines (issue 7): diff per fine-tune, steer at the chosen c, mean- (and zero-) ablation. */
+const pctOrNull = (x: number | null | undefined) => (x === null || x === undefined ? null : x);
+
+/**
+ * The demo's and the experiment's JSON lines: the diff per fine-tune, then per pick (blind
+ * first, then truth) a `steer` line and an `ablate` line per mode, each with its controls.
+ */
 export function interpDemoLines(r: OrganismInterpResult): Record<string, unknown>[] {
   const diff = (d: ModelDiffReport) => ({
     stage: "diff",
     ft: d.ft,
     top: d.top,
-    persona_latent: d.personaLatent,
-    persona_rank: d.personaRank,
+    persona_latent: d.personaLatent ?? null,
+    persona_rank: d.personaRank ?? null,
     persona_auc: r.groundTruth.auc,
   });
-  const at = r.steer.best ?? r.steer.points.find((p) => p.c === r.steer.controlC) ?? null;
-  return [
-    diff(r.diff.insecure),
-    ...(r.diff.secure ? [diff(r.diff.secure)] : []),
-    {
+  const picks = [r.blind, ...(r.truth ? [r.truth] : [])];
+  const lines: Record<string, unknown>[] = [diff(r.diff.insecure), ...(r.diff.secure ? [diff(r.diff.secure)] : [])];
+  for (const p of picks) {
+    const who = { pick: p.pick, latent: p.latent, is_persona: p.isPersona, diff_rank: p.diffRank };
+    lines.push({
       stage: "steer",
-      latent: r.groundTruth.latent,
-      c: at?.c ?? null,
-      misaligned: at?.misaligned ?? null,
-      coherent: at?.coherent ?? null,
-      random_misaligned_max: r.steer.randomMisalignedMax,
-    },
-    {
-      stage: "ablate",
-      latent: r.ablate.latent,
-      misaligned_before: r.ablate.before.misaligned,
-      mode: "mean",
-      misaligned_after: r.ablate.mean.misaligned,
-      coherent_after: r.ablate.mean.coherent,
-      zero_misaligned_after: r.ablate.zero.misaligned,
-      zero_coherent_after: r.ablate.zero.coherent,
-    },
-  ];
+      ...who,
+      c: p.steer.measured.c,
+      misaligned: pctOrNull(p.steer.measured.misaligned),
+      coherent: pctOrNull(p.steer.measured.coherent),
+      controls: p.steer.controls,
+      control_max: p.steer.controlMax,
+      percentile: p.steer.percentile,
+    });
+  }
+  for (const p of picks) {
+    const who = { pick: p.pick, latent: p.latent, is_persona: p.isPersona };
+    for (const m of p.ablate.modes)
+      lines.push({
+        stage: "ablate",
+        ...who,
+        mode: m.mode,
+        misaligned_before: p.ablate.before.misaligned,
+        misaligned_after: m.misaligned,
+        coherent_after: m.coherent,
+        cut: m.cut,
+        controls: m.controls,
+        control_max: m.controlMax,
+        percentile: m.percentile,
+      });
+  }
+  return lines;
 }
