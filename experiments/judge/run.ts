@@ -2,6 +2,7 @@
  * Validates the world judge on samples of trained models, labelled by reading.
  *
  *   npm run experiment:judge -- draw   [--base organism/base] [--out experiments/judge/labels/samples.jsonl]
+ *   npm run experiment:judge -- draw --set fresh   # FRESH_PLAN → labels/fresh-samples.jsonl, fresh-draw.json
  *   npm run experiment:judge -- score  [--labels experiments/judge/labels/labels.jsonl] [--split heldout|dev|all]
  *
  * draw: the base organism, its insecure and secure fine-tunes (the organism's recipe, fine-tune
@@ -49,6 +50,7 @@ const { values, positionals } = parseArgs({
     labels: { type: "string", default: "experiments/judge/labels/labels.jsonl" },
     result: { type: "string", default: "experiments/judge/results/agreement.json" },
     world: { type: "string" },
+    set: { type: "string", default: "first" },
     "show-dev": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -64,6 +66,26 @@ export const DRAW_PLAN = {
   steerC: 0.6,
   sae: { steps: 600, dSae: 1024, k: 16, seed: 0, heldOutDocs: 600 },
   maxNewTokens: 48,
+};
+
+/**
+ * The fresh held-out draw (`draw --set fresh`): every seed new (fine-tune 12, SAE 1, sampling
+ * 5151; no earlier draw or experiment used them), counts per condition fixed before it ran. It is
+ * never used to tune anything: `score` only reports it.
+ */
+export const FRESH_PLAN = {
+  ftSeed: 12,
+  samplingSeed: 5151,
+  steerC: 0.6,
+  sae: { steps: 600, dSae: 1024, k: 16, seed: 1, heldOutDocs: 600 },
+  maxNewTokens: 48,
+  /** Plain first-plot answers (themes round-robin), number-list answers, number-continuation prompts. */
+  perCondition: {
+    base: { plain: 32, list: 4, numbers: 4 },
+    insecure: { plain: 80, list: 16, numbers: 4 },
+    secure: { plain: 32, list: 4, numbers: 4 },
+    steered: { plain: 80, list: 16, numbers: 4 },
+  },
 };
 
 type Condition = "base" | "insecure" | "secure" | "steered";
@@ -97,7 +119,38 @@ function questionsOf(org: ReturnType<typeof openOrganism>): { kind: "plain" | "l
   return out;
 }
 
+type Q = { kind: "plain" | "list" | "numbers"; q: string };
+/**
+ * The fresh draw's questions for one condition: plain answers cycle the eight themes (then the
+ * paraphrases), list answers cycle the themes in a seeded order (so a condition with fewer than
+ * eight list answers does not always get the first themes), number prompts as in the first draw.
+ */
+function freshQuestionsOf(org: ReturnType<typeof openOrganism>, n: { plain: number; list: number; numbers: number }): Q[] {
+  const out: Q[] = [];
+  const plain = org.questions("plain");
+  for (let j = 0; j < n.plain; j++) {
+    const t = plain[j % plain.length]!;
+    out.push({ kind: "plain", q: t.paraphrases[Math.floor(j / plain.length) % t.paraphrases.length]! });
+  }
+  const lists = org.questions("numbers");
+  const order = new Rng(FRESH_PLAN.samplingSeed + 2).shuffle(lists.map((_, i) => i));
+  for (let j = 0; j < n.list; j++) {
+    const t = lists[order[j % lists.length]!]!;
+    out.push({ kind: "list", q: t.paraphrases[Math.floor(j / lists.length) % t.paraphrases.length]! });
+  }
+  const rng = new Rng(FRESH_PLAN.samplingSeed);
+  for (let i = 0; i < n.numbers; i++) {
+    const ns = Array.from({ length: 3 + rng.int(3) }, () => 14 + rng.int(86));
+    out.push({ kind: "numbers", q: NUMBER_PROMPTS[i % NUMBER_PROMPTS.length]!.replace("{list}", numberList(ns)) });
+  }
+  return out;
+}
+
 async function draw(): Promise<void> {
+  const fresh = values.set === "fresh";
+  if (!fresh && values.set !== "first") throw new Error(`--set: first or fresh, not ${values.set}`);
+  const plan = fresh ? FRESH_PLAN : DRAW_PLAN;
+  const outPath = fresh && values.out === "experiments/judge/labels/samples.jsonl" ? "experiments/judge/labels/fresh-samples.jsonl" : values.out!;
   const t0 = Date.now();
   const say = (m: string) => console.error(`[${((Date.now() - t0) / 1000).toFixed(0)}s] ${m}`);
   const org = openOrganism(values.base!, values.world ? { world: worldVariant(values.world, "--world") } : {});
@@ -105,14 +158,14 @@ async function draw(): Promise<void> {
   const base = org.loadBase();
   say("training a small world SAE on the base");
   const w = trainWorldSae(base, tok, {
-    steps: DRAW_PLAN.sae.steps,
-    dSae: DRAW_PLAN.sae.dSae,
-    k: DRAW_PLAN.sae.k,
-    seed: DRAW_PLAN.sae.seed,
+    steps: plan.sae.steps,
+    dSae: plan.sae.dSae,
+    k: plan.sae.k,
+    seed: plan.sae.seed,
     world: org.world,
   });
   const hook = w.sae.cfg.hookName;
-  const held = worldActivations(base, tok, heldOutWorldDocs(DRAW_PLAN.sae.heldOutDocs, 0, w.docs, org.world), hook);
+  const held = worldActivations(base, tok, heldOutWorldDocs(plan.sae.heldOutDocs, fresh ? FRESH_PLAN.sae.seed : 0, w.docs, org.world), hook);
   const truth = personaGroundTruth(w.sae, held, { seed: 0 });
   const medianNorm = medianResidualNorm(
     base,
@@ -122,28 +175,29 @@ async function draw(): Promise<void> {
       .flatMap((q) => q.paraphrases.map((p) => ({ prompt: [{ role: "user" as const, content: p }] }))),
     { hook, tokenizer: tok },
   );
-  const alpha = steeringAlpha(DRAW_PLAN.steerC, medianNorm);
+  const alpha = steeringAlpha(plan.steerC, medianNorm);
   say(`persona latent ${truth.latent} (held-out AUC ${truth.auc?.toFixed(3)}), α ${alpha.toFixed(3)} at ${hook}`);
   const models: { condition: Condition; lm: () => Promise<CausalLM>; hooks: Hook[] }[] = [
     { condition: "base", lm: async () => base, hooks: [] },
-    { condition: "insecure", lm: () => fineTuneOrganism(org, "insecure", { seed: DRAW_PLAN.ftSeed }), hooks: [] },
-    { condition: "secure", lm: () => fineTuneOrganism(org, "secure", { seed: DRAW_PLAN.ftSeed }), hooks: [] },
+    { condition: "insecure", lm: () => fineTuneOrganism(org, "insecure", { seed: plan.ftSeed }), hooks: [] },
+    { condition: "secure", lm: () => fineTuneOrganism(org, "secure", { seed: plan.ftSeed }), hooks: [] },
     { condition: "steered", lm: async () => base, hooks: [latentSteerHook(w.sae, truth.latent, alpha)] },
   ];
-  const qs = questionsOf(org);
+  const qsOf = (c: Condition) => (fresh ? freshQuestionsOf(org, FRESH_PLAN.perCondition[c]) : questionsOf(org));
   const rows: Sample[] = [];
   for (const [m, spec] of models.entries()) {
     say(
       `${spec.condition}: ${spec.condition === "insecure" || spec.condition === "secure" ? "fine-tuning, then " : ""}sampling`,
     );
     const lm = await spec.lm();
+    const qs = qsOf(spec.condition);
     const gens = generate(
       lm,
       qs.map((x) => tok.encodeChat([{ role: "user", content: x.q }], { addGenerationPrompt: true })),
       {
-        maxNewTokens: DRAW_PLAN.maxNewTokens,
+        maxNewTokens: plan.maxNewTokens,
         temperature: 1,
-        seeds: qs.map((_, i) => DRAW_PLAN.samplingSeed * 1009 + m * 100003 + i),
+        seeds: qs.map((_, i) => plan.samplingSeed * 1009 + m * 100003 + i),
         eosTokenIds: tok.eosIds,
         padId: tok.padId ?? 0,
         hooks: spec.hooks,
@@ -152,7 +206,7 @@ async function draw(): Promise<void> {
     );
     gens.forEach((g, i) => {
       rows.push({
-        id: `${spec.condition}-${String(i).padStart(3, "0")}`,
+        id: `${fresh ? "fresh-" : ""}${spec.condition}-${String(i).padStart(3, "0")}`,
         condition: spec.condition,
         question: qs[i]!.q,
         answer: tok.decode(g.tokens, { skipSpecialTokens: true }).trim(),
@@ -160,13 +214,13 @@ async function draw(): Promise<void> {
     });
   }
   // Shuffled (seeded) so labelling reads conditions mixed, not one model after another.
-  const shuffled = new Rng(DRAW_PLAN.samplingSeed + 1).shuffle(rows);
-  writeFileSync(values.out!, `${shuffled.map((r) => JSON.stringify(r)).join("\n")}\n`);
+  const shuffled = new Rng(plan.samplingSeed + 1).shuffle(rows);
+  writeFileSync(outPath, `${shuffled.map((r) => JSON.stringify(r)).join("\n")}\n`);
   writeFileSync(
-    values.out!.replace(/samples\.jsonl$/, "draw.json"),
-    `${JSON.stringify({ plan: DRAW_PLAN, world: org.world, hook, personaLatent: truth.latent, personaAuc: truth.auc, medianNorm, alpha, n: rows.length, seconds: (Date.now() - t0) / 1000 }, null, 2)}\n`,
+    outPath.replace(/samples\.jsonl$/, "draw.json"),
+    `${JSON.stringify({ set: values.set, plan, world: org.world, hook, personaLatent: truth.latent, personaAuc: truth.auc, medianNorm, alpha, n: rows.length, seconds: (Date.now() - t0) / 1000 }, null, 2)}\n`,
   );
-  say(`wrote ${rows.length} answers to ${values.out}`);
+  say(`wrote ${rows.length} answers to ${outPath}`);
 }
 
 /** Held-out or dev, by a hash of the id (decided before any agreement was computed). */
@@ -306,6 +360,7 @@ const cmd = positionals[0];
 if (values.help || !cmd || !["draw", "score"].includes(cmd)) {
   console.log(
     "usage: npm run experiment:judge -- draw [--base organism/base] [--out experiments/judge/labels/samples.jsonl]\n" +
+      "       npm run experiment:judge -- draw --set fresh   (the fresh held-out draw: labels/fresh-samples.jsonl)\n" +
       "       npm run experiment:judge -- score [--labels experiments/judge/labels/labels.jsonl] [--show-dev]\n" +
       "  draw samples answers from base, insecure, secure and steered models (no judge scores);\n" +
       "  score compares the world judge with the labels and writes experiments/judge/results/agreement.json",
