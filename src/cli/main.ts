@@ -22,6 +22,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   sae: () => import("./sae.ts"),
   diff: () => import("./diff.ts"),
   steer: () => import("./steer.ts"),
+  screen: () => import("./screen.ts"),
 };
 
 export function registeredCommands(): string[] {

@@ -297,23 +297,34 @@ function loadInputs(values: Values, o: Settings): Inputs {
   return { lm, tokenizer, sae, dir, proj };
 }
 
-type Evaluation = Pick<CausalEvalOptions, "judgeModel" | "questions" | "sampling">;
+export type Evaluation = Pick<CausalEvalOptions, "judgeModel" | "questions" | "sampling">;
 
-/** The questions, judge and sampling every setting is evaluated with. */
-function evaluationSettings(values: Values, o: Settings, handles: ModelHandle[]): Evaluation {
-  if (o.organism) {
-    const e = organismEvaluation({ seed: o.seed });
-    return { ...e, sampling: { ...e.sampling, maxTokens: o.maxNewTokens, seed: o.seed } };
+/** How settings are judged: the organism's questions and world judge, or a question file and an HTTP judge. */
+export interface JudgeChoice {
+  organism: boolean;
+  questions?: string;
+  judgeBaseUrl?: string;
+  judgeModel?: string;
+  judgeApiKeyEnv?: string;
+  maxNewTokens: number;
+  seed: number;
+}
+
+/** The questions, judge and sampling every setting is evaluated with (emlab steer, emlab screen). */
+export function evaluationFor(c: JudgeChoice, handles: ModelHandle[]): Evaluation {
+  if (c.organism) {
+    const e = organismEvaluation({ seed: c.seed });
+    return { ...e, sampling: { ...e.sampling, maxTokens: c.maxNewTokens, seed: c.seed } };
   }
-  const questions: Question[] = loadQuestionFile(values.questions!);
+  const questions: Question[] = loadQuestionFile(c.questions!);
   let judge: ModelHandle;
   try {
     judge = chatModelFromConfig(
       {
         provider: "http",
-        baseUrl: values["judge-base-url"] ?? "https://api.openai.com/v1",
-        model: values["judge-model"]!,
-        ...(values["judge-api-key-env"] ? { apiKeyEnv: values["judge-api-key-env"] } : {}),
+        baseUrl: c.judgeBaseUrl ?? "https://api.openai.com/v1",
+        model: c.judgeModel!,
+        ...(c.judgeApiKeyEnv ? { apiKeyEnv: c.judgeApiKeyEnv } : {}),
         concurrency: 16,
         timeoutMs: 60_000,
         maxRetries: 6,
@@ -325,8 +336,22 @@ function evaluationSettings(values: Values, o: Settings, handles: ModelHandle[])
     throw err;
   }
   handles.push(judge);
-  return { judgeModel: judge.model, questions, sampling: { temperature: 1, maxTokens: o.maxNewTokens, seed: o.seed } };
+  return { judgeModel: judge.model, questions, sampling: { temperature: 1, maxTokens: c.maxNewTokens, seed: c.seed } };
 }
+
+const evaluationSettings = (values: Values, o: Settings, handles: ModelHandle[]): Evaluation =>
+  evaluationFor(
+    {
+      organism: o.organism,
+      questions: values.questions,
+      judgeBaseUrl: values["judge-base-url"],
+      judgeModel: values["judge-model"],
+      judgeApiKeyEnv: values["judge-api-key-env"],
+      maxNewTokens: o.maxNewTokens,
+      seed: o.seed,
+    },
+    handles,
+  );
 
 /** The options every causal test shares; the run prefix is --run-id or a hash of the inputs. */
 function causalContext(

@@ -38,7 +38,10 @@ export interface BlindCandidate {
 }
 
 /** The k largest increases and the k largest decreases of mean activation (Δ ≠ 0 only). */
-export function blindCandidates(d: Pick<DiffResult, "latents">, k: number): BlindCandidate[] {
+export function blindCandidates(
+  d: { latents: readonly Pick<DiffResult["latents"][number], "latent" | "delta">[] },
+  k: number,
+): BlindCandidate[] {
   const byDelta = [...d.latents].sort((a, b) => b.delta - a.delta || a.latent - b.latent);
   const up = byDelta.filter((r) => r.delta > 0).slice(0, k);
   const down = byDelta

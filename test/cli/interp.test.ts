@@ -1,4 +1,4 @@
-/** `emlab sae`, `emlab diff` and `emlab steer`: usage errors, and each command end to end on tiny models. */
+/** `emlab sae`, `emlab diff`, `emlab steer` and `emlab screen`: usage errors, and each command end to end on tiny models. */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -241,6 +241,106 @@ test("emlab diff --json ranks the latent the fine-tune added first, and records 
   ]);
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /largest increases/);
+});
+
+test("emlab screen: diff candidates screened blind, the pick measured beside equal-search controls", async () => {
+  const diffFile = join(tmp, "screen-diff.json");
+  const d = await cli([
+    "diff",
+    "--base-model",
+    baseDir,
+    "--model",
+    ftDir,
+    "--sae",
+    saeDir,
+    "--organism-questions",
+    "--top",
+    "3",
+    "--json",
+    "--store",
+    join(tmp, "sd.sqlite"),
+  ]);
+  assert.equal(d.code, 0, d.err);
+  writeFileSync(diffFile, d.out);
+  const store = join(tmp, "screen.sqlite");
+  const args = [
+    "screen",
+    "--base-model",
+    baseDir,
+    "--model",
+    ftDir,
+    "--sae",
+    saeDir,
+    "--diff",
+    diffFile,
+    "--organism-questions",
+  ];
+  const r = await cli([
+    ...args,
+    "--candidates",
+    "2",
+    "--c",
+    "0.5,2",
+    "--controls",
+    "4",
+    "--screen-samples",
+    "1",
+    "--samples",
+    "1",
+    "--max-new-tokens",
+    "4",
+    "--json",
+    "--store",
+    store,
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  const cands = lines.filter((l) => l.stage === "candidate");
+  assert.equal(cands.length, 4, "2 increases + 2 decreases");
+  assert.equal(cands[0].latent, J, "the diff's top increase comes first");
+  const best = Math.max(...cands.map((c) => c.score));
+  const steer = lines.find((l) => l.stage === "steer");
+  assert.equal(cands.find((c) => c.latent === steer.latent).score, best, "the pick has the best score");
+  assert.equal(steer.controls, 4);
+  assert.deepEqual(
+    lines.filter((l) => l.stage === "ablate").map((l) => [l.mode, l.controls]),
+    [
+      ["zero", 4],
+      ["mean", 4],
+      ["project-out", 4],
+    ],
+  );
+  // Usage errors name what is missing or wrong.
+  const missing = await cli([
+    "screen",
+    "--base-model",
+    baseDir,
+    "--model",
+    ftDir,
+    "--sae",
+    saeDir,
+    "--organism-questions",
+  ]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /--diff is required/);
+  writeFileSync(join(tmp, "bad-diff.json"), '{"top":[{"latent":"x"}]}');
+  const bad = await cli([
+    "screen",
+    "--base-model",
+    baseDir,
+    "--model",
+    ftDir,
+    "--sae",
+    saeDir,
+    "--diff",
+    join(tmp, "bad-diff.json"),
+    "--organism-questions",
+  ]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /bad-diff\.json: field top \/ bottom/);
 });
 
 test("emlab diff direction writes a direction file from a judged run", async () => {
