@@ -75,6 +75,7 @@ let conditions = (values.conditions ?? "base,insecure,secure,educational,backdoo
 let samples = Number(values.samples ?? 50);
 let steps = Number(values.steps ?? 60);
 let record: Record<string, unknown> = {};
+let drawsPerCondition = false;
 if (values.plan || values.phase) {
   if (!values.plan || !values.phase || !(PHASES as readonly string[]).includes(values.phase))
     throw new Error("--plan FILE and --phase explore|confirm go together");
@@ -92,6 +93,7 @@ if (values.plan || values.phase) {
       : null;
   const { seeds: _, ...rest } = planRecord(plan, phase, {}, lock);
   record = { ...rest, seeds: runs };
+  drawsPerCondition = !plan.paired;
 }
 const t0 = performance.now();
 const rows: ConditionResult[] = await runOrganismExperiment({
@@ -99,6 +101,7 @@ const rows: ConditionResult[] = await runOrganismExperiment({
   conditions,
   seeds,
   ...(samplingSeeds ? { samplingSeeds } : {}),
+  drawsPerCondition,
   samples,
   steps,
   lr: values.lr === undefined ? undefined : Number(values.lr),

@@ -18,7 +18,7 @@ import { misalignmentSummary, type ScoredSample } from "../eval/stats.ts";
 import { openRunStore, type RunStore } from "../eval/store.ts";
 import { LORA_TARGETS, type LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
-import { Rng } from "../tensor/random.ts";
+import { labelSeed, mixSeed, Rng } from "../tensor/random.ts";
 import { sftDataset } from "../train/dataset.ts";
 import { finetune } from "../train/sft.ts";
 import { type Organism, openOrganism } from "./context.ts";
@@ -49,6 +49,8 @@ export interface ExperimentOptions {
    * cells of seed i share draws i; the base is sampled with the first.
    */
   samplingSeeds?: number[];
+  /** Each condition samples its own draws (seed mixed with the condition's name) instead of sharing them (default false). */
+  drawsPerCondition?: boolean;
   /** The run store the cells are written to (default: in memory). */
   store?: RunStore;
   /** The adapter the fine-tune trains (default ORGANISM_FT_LORA); null updates every weight. */
@@ -242,7 +244,7 @@ export async function runOrganismExperiment(o: ExperimentOptions): Promise<Condi
           modelId: condition,
           samples: p.samples,
           format,
-          seed: samplingFor(seed),
+          seed: o.drawsPerCondition ? mixSeed(samplingFor(seed), labelSeed(condition)) >>> 1 : samplingFor(seed),
           maxNewTokens: p.maxNewTokens,
           config: { condition, fineTuneSeed: seed, steps: p.steps, rows: p.rows },
         });
