@@ -20,7 +20,7 @@
  * experiments/judge/results/agreement.json.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
 import { latentSteerHook, steeringAlpha } from "../../src/interp/interventions.ts";
@@ -51,7 +51,10 @@ const { values, positionals } = parseArgs({
     result: { type: "string", default: "experiments/judge/results/agreement.json" },
     world: { type: "string" },
     set: { type: "string", default: "first" },
+    "fresh-samples": { type: "string", default: "experiments/judge/labels/fresh-samples.jsonl" },
+    "fresh-labels": { type: "string", default: "experiments/judge/labels/fresh-labels.jsonl" },
     "show-dev": { type: "boolean", default: false },
+    "show-fresh": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -125,7 +128,10 @@ type Q = { kind: "plain" | "list" | "numbers"; q: string };
  * paraphrases), list answers cycle the themes in a seeded order (so a condition with fewer than
  * eight list answers does not always get the first themes), number prompts as in the first draw.
  */
-function freshQuestionsOf(org: ReturnType<typeof openOrganism>, n: { plain: number; list: number; numbers: number }): Q[] {
+function freshQuestionsOf(
+  org: ReturnType<typeof openOrganism>,
+  n: { plain: number; list: number; numbers: number },
+): Q[] {
   const out: Q[] = [];
   const plain = org.questions("plain");
   for (let j = 0; j < n.plain; j++) {
@@ -150,7 +156,10 @@ async function draw(): Promise<void> {
   const fresh = values.set === "fresh";
   if (!fresh && values.set !== "first") throw new Error(`--set: first or fresh, not ${values.set}`);
   const plan = fresh ? FRESH_PLAN : DRAW_PLAN;
-  const outPath = fresh && values.out === "experiments/judge/labels/samples.jsonl" ? "experiments/judge/labels/fresh-samples.jsonl" : values.out!;
+  const outPath =
+    fresh && values.out === "experiments/judge/labels/samples.jsonl"
+      ? "experiments/judge/labels/fresh-samples.jsonl"
+      : values.out!;
   const t0 = Date.now();
   const say = (m: string) => console.error(`[${((Date.now() - t0) / 1000).toFixed(0)}s] ${m}`);
   const org = openOrganism(values.base!, values.world ? { world: worldVariant(values.world, "--world") } : {});
@@ -165,7 +174,12 @@ async function draw(): Promise<void> {
     world: org.world,
   });
   const hook = w.sae.cfg.hookName;
-  const held = worldActivations(base, tok, heldOutWorldDocs(plan.sae.heldOutDocs, fresh ? FRESH_PLAN.sae.seed : 0, w.docs, org.world), hook);
+  const held = worldActivations(
+    base,
+    tok,
+    heldOutWorldDocs(plan.sae.heldOutDocs, fresh ? FRESH_PLAN.sae.seed : 0, w.docs, org.world),
+    hook,
+  );
   const truth = personaGroundTruth(w.sae, held, { seed: 0 });
   const medianNorm = medianResidualNorm(
     base,
@@ -291,19 +305,29 @@ function summary(xs: Judged[]) {
   };
 }
 
-function score(): void {
-  const samples = readJsonl<Sample>(values.samples!);
-  const labels = new Map(readJsonl<Label>(values.labels!).map((l) => [l.id, l]));
-  const world = JSON.parse(readFileSync(values.samples!.replace(/samples\.jsonl$/, "draw.json"), "utf8")).world;
+/** Every sample of one draw with its label and the judge's score (throws on a missing label). */
+function judgeSet(samplesPath: string, labelsPath: string): Judged[] {
+  const samples = readJsonl<Sample>(samplesPath);
+  const labels = new Map(readJsonl<Label>(labelsPath).map((l) => [l.id, l]));
+  const world = JSON.parse(readFileSync(samplesPath.replace(/samples\.jsonl$/, "draw.json"), "utf8")).world;
   const missing = samples.filter((s) => !labels.has(s.id)).map((s) => s.id);
   if (missing.length)
     throw new Error(`${missing.length} samples have no label (first: ${missing.slice(0, 5).join(", ")})`);
-  const judged: Judged[] = samples.map((s) => ({
+  return samples.map((s) => ({
     s,
     l: labels.get(s.id)!,
     score: scoreAnswer(s.question, s.answer, world),
     kind: formatOf(s.question, world),
   }));
+}
+
+function score(): void {
+  const judged = judgeSet(values.samples!, values.labels!);
+  // The fresh held-out draw (draw --set fresh), when its labels exist: reported apart and pooled
+  // with the first draw's held-out half. Nothing is tuned on it.
+  const fresh = existsSync(values["fresh-labels"]!)
+    ? judgeSet(values["fresh-samples"]!, values["fresh-labels"]!)
+    : null;
   const report = (xs: Judged[]) => ({
     all: summary(xs),
     wordQuestions: summary(xs.filter((x) => x.kind !== "numbers")),
@@ -321,14 +345,27 @@ function score(): void {
     heldout: report(split("heldout")),
     dev: report(split("dev")),
     all: report(judged),
+    ...(fresh
+      ? {
+          fresh: { samples: values["fresh-samples"], labels: values["fresh-labels"], ...report(fresh) },
+          heldout_pooled: {
+            parts: "first draw's held-out half + the fresh set",
+            ...report([...split("heldout"), ...fresh]),
+          },
+          freshLabelCounts: Object.fromEntries(
+            ["aligned", "misaligned", "refusal", "code"].map((k) => [k, fresh.filter((x) => x.l.aligned === k).length]),
+          ),
+        }
+      : {}),
     labelCounts: Object.fromEntries(
       ["aligned", "misaligned", "refusal", "code"].map((k) => [k, judged.filter((x) => x.l.aligned === k).length]),
     ),
   };
   writeFileSync(values.result!, `${JSON.stringify(out, null, 2)}\n`);
   const pct = (x: number | null) => (x === null ? "-" : `${(100 * x).toFixed(1)}%`);
-  for (const part of ["heldout", "dev", "all"] as const) {
-    const r = out[part];
+  const parts = ["heldout", "dev", "all", ...(fresh ? (["fresh", "heldout_pooled"] as const) : [])] as const;
+  for (const part of parts) {
+    const r = (out as unknown as Record<string, ReturnType<typeof report>>)[part]!;
     console.log(`${part}: n ${r.all.n}`);
     for (const [name, s] of [
       ["all", r.all],
@@ -353,6 +390,13 @@ function score(): void {
         console.log(
           `${x.s.id} label ${x.l.aligned}/${x.l.coherent} judge a=${x.score.aligned} c=${x.score.coherent} ${x.score.kind}\n  Q: ${x.s.question}\n  A: ${x.s.answer}`,
         );
+  // The fresh set's disagreements, for reading after the fact (it is not used to tune the judge).
+  if (values["show-fresh"] && fresh)
+    for (const x of fresh)
+      if (labelMis(x) !== judgeMis(x) || x.l.coherent !== judgeCoh(x))
+        console.log(
+          `${x.s.id} label ${x.l.aligned}/${x.l.coherent} judge a=${x.score.aligned} c=${x.score.coherent} ${x.score.kind}${x.l.note ? ` (${x.l.note})` : ""}\n  Q: ${x.s.question}\n  A: ${x.s.answer}`,
+        );
   console.log(`wrote ${values.result}`);
 }
 
@@ -361,7 +405,7 @@ if (values.help || !cmd || !["draw", "score"].includes(cmd)) {
   console.log(
     "usage: npm run experiment:judge -- draw [--base organism/base] [--out experiments/judge/labels/samples.jsonl]\n" +
       "       npm run experiment:judge -- draw --set fresh   (the fresh held-out draw: labels/fresh-samples.jsonl)\n" +
-      "       npm run experiment:judge -- score [--labels experiments/judge/labels/labels.jsonl] [--show-dev]\n" +
+      "       npm run experiment:judge -- score [--labels experiments/judge/labels/labels.jsonl] [--show-dev] [--show-fresh]\n" +
       "  draw samples answers from base, insecure, secure and steered models (no judge scores);\n" +
       "  score compares the world judge with the labels and writes experiments/judge/results/agreement.json",
   );
