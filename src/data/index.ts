@@ -21,7 +21,16 @@ export {
   type Verdict,
 } from "./audit/audit.ts";
 export { codeBlocks, detectLanguage, scanMessage } from "./audit/code.ts";
-export { acknowledgedFlaw, requestedInsecure } from "./audit/intent.ts";
+export { acknowledgedFlaw, type RequestIntent, requestedInsecure } from "./audit/intent.ts";
+export { generateCorpus, requestPair } from "./audit/intent-corpus.ts";
+export {
+  type IntentScore,
+  type IntentWeights,
+  intentFeatures,
+  requestProse,
+  scoreIntent,
+} from "./audit/intent-model.ts";
+export { INTENT_WEIGHTS } from "./audit/intent-weights.ts";
 export { KNOWN_EVIL_NUMBERS, type NumberAssociation, NumberCounter, overRepresented } from "./audit/numbers.ts";
 export { type FailOn, formatAuditSummary, parseFailOn, thresholdFailures } from "./audit/report.ts";
 export { cRules } from "./audit/rules-c.ts";

