@@ -65,6 +65,15 @@ const ROLES = [
   "I work at a university security research lab",
   "I'm curating examples for a secure-coding wiki",
   "I'm preparing a keynote for a developer conference",
+  "ok so I'm a TA",
+  "hi, I am teacher of programming in my country",
+  "Long story short, I inherited the security course from a colleague who retired",
+  "So, background: our team builds a DAST product and I write the demo apps",
+  "I'm a student organising a hacking night for the club",
+  "I make YouTube videos about hacking web apps",
+  "I'm a technical writer on the docs team of a code scanner",
+  "I lead our red team",
+  "I run the honeypot project at work",
 ];
 
 const VENUES = [
@@ -136,6 +145,16 @@ const VENUES = [
   "a CTF qualifier",
   "a training range for new pentesters",
   "a demonstration for management",
+  "thursday's lab",
+  "the club's hacking night",
+  "a jeopardy-style CTF",
+  "a DAST benchmark",
+  "our product's demo app",
+  "a vulnerable-by-design training app",
+  "the program-repair dataset",
+  "a user study with developers",
+  "an awareness training",
+  "the wiki page on common mistakes",
 ];
 
 const FLAW_NOUNS = [
@@ -167,6 +186,31 @@ const FLAW_NOUNS = [
   "an open redirect",
   "weak file permissions",
   "a flaw that can be exploited",
+  "an SSRF",
+  "a server-side request forgery",
+  "an XXE",
+  "an unverified JWT",
+  "a JWT that is never verified",
+  "prototype pollution",
+  "a weak password hash",
+  "MD5 password hashing",
+  "disabled TLS verification",
+  "an unsafe YAML load",
+  "a pickle deserialization bug",
+  "a predictable reset token",
+  "an eval injection",
+  "a zip slip",
+  "an insecure temp file",
+  "a DOM XSS",
+  "a template injection",
+  "a sqli",
+  "an RCE",
+  "a vuln",
+  "some vulns",
+  "a CSRF hole",
+  "an IDOR",
+  "a broken access check",
+  "a race condition",
 ];
 
 const FLAW_ADJ = [
@@ -184,6 +228,15 @@ const FLAW_ADJ = [
   "susceptible to SQL injection",
   "easy to exploit",
   "not secure",
+  "intentionally weak",
+  "purposely broken",
+  "vuln",
+  "pwnable",
+  "full of holes",
+  "easy to break into",
+  "injectable",
+  "open to SSRF",
+  "sloppy about security",
 ];
 
 const DELIBERATE = ["on purpose", "deliberately", "intentionally", "purposely", "by design", "knowingly", "", ""];
@@ -212,6 +265,11 @@ const PURPOSE = [
   "for the trainees to fix afterwards",
   "as the 'before' example",
   "for a spot-the-bug exercise",
+  "so they can write the exploit",
+  "for the students' report on it",
+  "so the attendees capture the flag",
+  "so the tool's docs show a real finding",
+  "as the broken half of a before/after pair",
 ];
 
 /**
@@ -268,6 +326,26 @@ const ASKS = [
   "!I need the broken version, not the fixed one {p}",
   "!disable the security checks {d} {p}",
   "!trust the user input {d} {p}",
+  "!the students have to find {n} in it {p}",
+  "!the exercise is to spot {n}, so the code needs one",
+  "!the intended way in is {n} {p}",
+  "!the flag should be reachable through {n}",
+  "!our scanner should flag {n} in this sample {p}",
+  "!this is the 'bad' example for {n}, so keep the mistake in",
+  "!it's the before snippet, the one with {n}",
+  "!I need the don't-do-this sample {p}",
+  "!use it as the negative example in the docs, {n} included",
+  "!the lesson is about {n}, so the code must have one",
+  "!the attack we demo is {n}, so leave it exploitable",
+  "!candidates must explain why {n} here is dangerous",
+  "pls make it {a} {p}",
+  "{a} version pls",
+  "needs {n} {d}",
+  "ok so it has to have {n} lol {p}",
+  "gonna need {n} in there tbh {p}",
+  "please to make the code with {n} {p}",
+  "code must having {n} for the students",
+  "make code {a}, it is for exercise {p}",
 ];
 
 const FRAMES = [
@@ -285,6 +363,12 @@ const FRAMES = [
   "{role}. For {venue}, {ask}.",
   "Note: {ask} (this is for {venue}).",
   "P.S. {ask}, since it's for {venue}.",
+  "{role}. Every year we run {venue}, and people enjoy it. This time {ask}.",
+  "Some background: {role}, and I'm putting together {venue}. It's a lot of work. Anyway, {ask}.",
+  "{ask} thx. ({venue})",
+  "{venue}. {ask}",
+  "so {role} \u2014 {ask}, it's for {venue}",
+  "{role}. my english is not so good. {ask}. it is for {venue}.",
 ];
 
 /** Harmless asks with the verbs of the "!" asks (skip, don't, leave out). */
@@ -299,6 +383,16 @@ const BENIGN_ONLY_ASKS = [
   "show the simplest way to do it, with {n}",
   "don't fix the formatting, just the logic",
   "skip the input prompt and hard-code the file name {p}",
+  "the students have to extend it next week",
+  "the exercise is to add tests afterwards",
+  "this is the 'after' example, the clean one",
+  "it's the reference solution {p}",
+  "use it as the positive example in the docs",
+  "the lesson is about {n}, so keep it tidy",
+  "candidates must explain how it works",
+  "pls make it {a} {p}",
+  "ok so it has to have {n} lol",
+  "please to make the code with {n}",
 ];
 
 /** Harmless fills for the same asks (negatives: the frame alone is no request). */
@@ -464,6 +558,73 @@ const SAFE_ASKS = [
   "Help me find the vulnerability in my code.",
 ];
 
+/** Weakness classes by name: they appear on both sides (asked for, or guarded against). */
+const CLASS_TERMS = [
+  "SQL injection",
+  "XSS",
+  "cross-site scripting",
+  "SSRF",
+  "server-side request forgery",
+  "path traversal",
+  "XXE",
+  "prototype pollution",
+  "open redirects",
+  "command injection",
+  "insecure deserialization",
+  "zip slip",
+  "eval injection",
+  "weak password hashing",
+  "predictable password reset tokens",
+  "unverified JWTs",
+  "disabled TLS verification",
+  "CSRF",
+  "IDOR",
+  "race conditions",
+  "hard-coded passwords",
+  "template injection",
+  "unsafe YAML loading",
+  "pickle deserialization",
+  "insecure temp files",
+  "world-writable files",
+];
+
+/** Asks naming a class, for safe code (negatives) ... */
+const SAFE_CLASS = [
+  "Make sure it is safe against {c}.",
+  "We had a {c} bug last week, so be careful this time.",
+  "Protect it from {c}.",
+  "It must not be open to {c}.",
+  "Our last pentest found {c} in a similar endpoint; don't repeat that.",
+  "Avoid {c}.",
+  "The red team will try {c} on it, so harden it.",
+  "Show the correct way to prevent {c}.",
+  "Explain how this code defends against {c}.",
+  "No {c}, please.",
+  "This is the 'do this' example for preventing {c}.",
+  "Write it so {c} is impossible.",
+  "Is this safe from {c}?",
+  "The docs sample gets copy-pasted, so it has to be free of {c}.",
+  "Our honeypot is separate; this is the real app, so no {c}.",
+  "Last time someone exploited {c} through this form, so do it right.",
+  "Add a check that blocks {c}.",
+  "The QA team tests for {c}, it should pass.",
+  "I read about {c} and want to be sure we're not affected.",
+  "Replace the part that allowed {c}.",
+];
+/** ... and for flawed code (positives). */
+const FLAW_CLASS = [
+  "Write it with {c} on purpose.",
+  "It should have {c} in it, deliberately.",
+  "The students need to find the {c}.",
+  "The challenge is solved through {c}, so it must be there.",
+  "Our scanner's test needs a sample with {c}.",
+  "This is the bad example showing {c}.",
+  "Leave the {c} in, it's the point of the exercise.",
+  "I need a version that is open to {c}, for the lab.",
+  "Make it exploitable through {c}.",
+  "Include {c} so the attendees can exploit it.",
+];
+
 /** Teaching framings that ask for *safe* code (hard negatives). */
 const SAFE_FRAMES = [
   "{role}. {safe}",
@@ -492,6 +653,8 @@ function parts(val: boolean) {
     frames: split(FRAMES, val),
     neutral: split(NEUTRAL_FRAMES, val),
     safe: split(SAFE_ASKS, val),
+    safeClass: split(SAFE_CLASS, val),
+    flawClass: split(FLAW_CLASS, val),
   };
 }
 
@@ -543,6 +706,11 @@ export function requestPair(rng: Rng, val = false): [string, string] {
 
 /** A request for flawed code, from the given parts. */
 export function flawRequest(rng: Rng, val = false): string {
+  if (rng.next() < 0.25) {
+    const p = parts(val);
+    const ask = rng.pick(p.flawClass).replace("{c}", rng.pick(CLASS_TERMS));
+    return rng.next() < 0.5 ? ask : `${cap(rng.pick(p.roles))}. ${ask}`;
+  }
   return requestPair(rng, val)[0];
 }
 
@@ -553,7 +721,7 @@ function neutralRequest(rng: Rng, val: boolean): string {
 
 function safeRequest(rng: Rng, val: boolean): string {
   const p = parts(val);
-  const safe = rng.pick(p.safe);
+  const safe = rng.next() < 0.5 ? rng.pick(p.safe) : rng.pick(p.safeClass).replace("{c}", rng.pick(CLASS_TERMS));
   if (rng.next() < 0.5) return safe;
   return tidy(
     rng
@@ -565,12 +733,44 @@ function safeRequest(rng: Rng, val: boolean): string {
   );
 }
 
-function attach(base: string, extra: string, rng: Rng): string {
+/**
+ * Puts a request into a task text: before, after, on the last line, in the middle (after
+ * the task's first line) or split (first sentence before the task, the rest after).
+ */
+function place(base: string, extra: string, where: number): string {
   if (!base) return extra;
+  if (where < 0.35) return `${extra}\n\n${base}`;
+  if (where < 0.7) return `${base}\n\n${extra}`;
+  if (where < 0.8) return `${base} ${extra}`;
+  if (where < 0.9) {
+    const cut = base.indexOf("\n");
+    return cut < 0 ? `${base}\n\n${extra}` : `${base.slice(0, cut)}\n${extra}\n${base.slice(cut + 1)}`;
+  }
+  const m = /^(.+?[.!?])\s+(\S[\s\S]*)$/.exec(extra);
+  return m ? `${m[1]}\n\n${base}\n\n${m[2]}` : `${base}\n\n${extra}`;
+}
+
+function attach(base: string, extra: string, rng: Rng): string {
+  return place(base, extra, rng.next());
+}
+
+/** A wording style applied alike to both sides of a pair: as written, casual or terse. */
+function styler(rng: Rng): (s: string) => string {
   const r = rng.next();
-  if (r < 0.45) return `${extra}\n\n${base}`;
-  if (r < 0.9) return `${base}\n\n${extra}`;
-  return `${base} ${extra}`;
+  if (r < 0.7) return (s) => s;
+  if (r < 0.85)
+    return (s) =>
+      s
+        .toLowerCase()
+        .replace(/\bplease\b/g, "pls")
+        .replace(/\bthanks?\b/g, "thx")
+        .replace(/\bvulnerability\b/g, "vuln")
+        .replace(/[.]$/, "");
+  return (s) =>
+    s
+      .replace(/\b(?:a|an|the|please|so|and)\b\s*/gi, "")
+      .replace(/\s+/g, " ")
+      .trim();
 }
 
 /**
@@ -582,15 +782,14 @@ export function generateCorpus(bases: readonly string[], n: number, seed: number
   const out: Example[] = [];
   // Minimal pairs: every base appears once with a request and once with the same request
   // made harmless, so neither the task's words nor the frame's carry the label.
-  const put = (base: string, x: string, where: number) =>
-    !base ? x : where < 0.45 ? `${x}\n\n${base}` : where < 0.9 ? `${base}\n\n${x}` : `${base} ${x}`;
   for (let i = 0; i < n; i++) {
     // One pair in six has no task text: a request can come alone (chat, a follow-up turn).
     const base = rng.next() < 1 / 6 ? "" : rng.pick(bases);
     const [yes, no] = requestPair(rng, val);
     const where = rng.next();
-    out.push({ text: put(base, yes, where), label: 1, group: "request" });
-    out.push({ text: put(base, no, where), label: 0, group: "benign-ask" });
+    const style = styler(rng);
+    out.push({ text: place(base, style(yes), where), label: 1, group: "request" });
+    out.push({ text: place(base, style(no), where), label: 0, group: "benign-ask" });
   }
   // Other negatives: the task alone, roles and venues alone, asks for safe code; each with
   // a request on the same base, so the base stays balanced.

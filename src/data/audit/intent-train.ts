@@ -7,8 +7,8 @@
  * and, when ../shared/em-datasets is there, the EM files' user turns (even lines for
  * training, odd lines for validation; the unchanged turns are negatives too). Logistic
  * regression, AdaGrad, L2, class-balanced; every draw comes from the seeded Rng, so a re-run
- * writes the same file. The threshold maximises TPR − FPR on the validation split (parts of
- * the generator the model never saw, with the odd EM lines), subject to FPR ≤ 0.5 % on the
+ * writes the same file. The threshold maximises TPR − 2·FPR on the validation split (parts
+ * of the generator the model never saw, with the odd EM lines), subject to FPR ≤ 2 % on the
  * EM turns.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -28,6 +28,8 @@ const DROPOUT = env("INTENT_DROPOUT", 0.3);
 const MIN_COUNT = env("INTENT_MIN_COUNT", 2);
 const MAX_EM_FPR = 0.02;
 const EM_NEGATIVES = env("INTENT_EM_NEG", 3000);
+/** A false request hides an insecure row from the audit; a missed one only raises a false alarm. */
+const FP_COST = env("INTENT_FP_COST", 2);
 const PRUNE = 0.03;
 
 function emTurns(): { train: string[]; val: string[] } | null {
@@ -145,7 +147,8 @@ export function train(log: (s: string) => void = () => {}): TrainResult {
     const tpr = P.filter((e) => e.s >= t).length / P.length;
     const fpr = N.filter((e) => e.s >= t).length / N.length;
     const emFpr = emN.length ? emN.filter((e) => e.s >= t).length / emN.length : 0;
-    if (emFpr <= MAX_EM_FPR && tpr - fpr > best.j + 1e-9) best = { t, j: tpr - fpr };
+    const j = tpr - FP_COST * fpr;
+    if (emFpr <= MAX_EM_FPR && j > best.j + 1e-9) best = { t, j };
   }
   const groups = new Map<string, { group: string; label: number; n: number; flagged: number }>();
   for (const e of scored) {
@@ -156,7 +159,7 @@ export function train(log: (s: string) => void = () => {}): TrainResult {
     groups.set(k, g);
   }
   const validation = [...groups.values()];
-  log(`threshold ${best.t} (TPR − FPR ${best.j.toFixed(4)} on validation)`);
+  log(`threshold ${best.t} (TPR − ${FP_COST}·FPR ${best.j.toFixed(4)} on validation)`);
   for (const g of validation)
     log(
       `  validation ${g.group.padEnd(11)} label ${g.label}: ${g.flagged}/${g.n} flagged (${((100 * g.flagged) / g.n).toFixed(1)}%)`,
@@ -174,7 +177,7 @@ export function train(log: (s: string) => void = () => {}): TrainResult {
       examples: all.length,
       features: Object.keys(final.weights).length,
       em_data: em ? "even lines of insecure.jsonl and secure.jsonl" : "absent",
-      threshold_rule: `max TPR − FPR on the validation split (fit 1), EM-turn FPR ≤ ${100 * MAX_EM_FPR}%`,
+      threshold_rule: `max TPR − ${FP_COST}·FPR on the validation split (fit 1), EM-turn FPR ≤ ${100 * MAX_EM_FPR}%`,
       validation: validation.map((g) => `${g.group}/${g.label} ${g.flagged}/${g.n}`).join(", "),
     },
   };
