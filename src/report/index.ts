@@ -1,0 +1,28 @@
+/**
+ * emlab/report: the HTML report (one self-contained file with Vega-Lite plots) and the
+ * read-only local viewer over run stores and result files.
+ */
+export { escapeHtml, jsonForScript, vegaBundle } from "./assets.ts";
+export {
+  type AuditReportLike,
+  addAudit,
+  addResultLines,
+  addStoreRuns,
+  type EvalRow,
+  emptyReport,
+  type ReportData,
+  type StoreOptions,
+} from "./data.ts";
+export { buildReportHtml } from "./html.ts";
+export {
+  collectReport,
+  type DemoReportOptions,
+  REPORT_SIZE_LIMIT,
+  type ReportSources,
+  readResultLines,
+  writeDemoReport,
+  writeReportHtml,
+} from "./report.ts";
+export { listRuns, openStoreReadOnly, runSamples, type SampleView, summariseRun, verdictOf } from "./runs.ts";
+export { type Plot, reportPlots } from "./specs.ts";
+export { startViewer, type Viewer, type ViewerOptions } from "./viewer/server.ts";
