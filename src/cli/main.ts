@@ -23,6 +23,8 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   diff: () => import("./diff.ts"),
   steer: () => import("./steer.ts"),
   screen: () => import("./screen.ts"),
+  report: () => import("./report.ts"),
+  view: () => import("./view.ts"),
 };
 
 export function registeredCommands(): string[] {

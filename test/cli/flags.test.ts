@@ -66,7 +66,7 @@ describe("every command's flags follow the shared vocabulary", () => {
     // Batch size, token budget, run names and the model: one spelling each, used by several commands.
     assert.deepEqual(defining("batch-size").sort(), ["finetune", "sae", "serve"]);
     assert.deepEqual(defining("max-new-tokens").sort(), ["generate", "screen", "serve", "steer"]);
-    assert.deepEqual(defining("run-id").sort(), ["diff", "eval", "steer"]);
+    assert.deepEqual(defining("run-id").sort(), ["diff", "eval", "report", "steer"]);
     for (const name of ["diff", "finetune", "generate", "sae", "screen", "serve", "steer"])
       assert.ok(defining("model").includes(name), `${name} --model`);
     for (const name of ["diff", "generate", "sae", "screen", "serve", "steer"])
