@@ -1,0 +1,172 @@
+/**
+ * The viewer's rules over plain HTTP: GET only (405), localhost Host headers only (403), no
+ * path traversal (a fixed route table: 404), nothing written to the store; and its API:
+ * runs, filters, full-text search, one sample, compare with a CI.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { openStoreReadOnly, startViewer, type Viewer } from "../../src/report/index.ts";
+import { hostAllowed } from "../../src/report/viewer/server.ts";
+import { makeStore, QUESTIONS } from "./fixtures.ts";
+
+const storePath = makeStore(mkdtempSync(join(tmpdir(), "emlab-viewer-test-")));
+const digest = () => createHash("sha256").update(readFileSync(storePath)).digest("hex");
+const before0 = digest();
+let viewer: Viewer;
+
+/** A raw request: the path is sent as written (no normalisation), the Host header as given. */
+function request(
+  path: string,
+  opts: { method?: string; host?: string } = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port: viewer.port,
+        path,
+        method: opts.method ?? "GET",
+        headers: { host: opts.host ?? `127.0.0.1:${viewer.port}` },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+      },
+    );
+    req.on("error", reject);
+    req.end(opts.method === "POST" || opts.method === "PUT" ? "{}" : undefined);
+  });
+}
+const json = async (path: string) => {
+  const r = await request(path);
+  assert.equal(r.status, 200, r.body);
+  return JSON.parse(r.body);
+};
+
+before(async () => {
+  viewer = await startViewer({ store: storePath, results: ["experiments/organism/results/demo.jsonl"], port: 0 });
+});
+after(async () => {
+  await viewer.close();
+});
+
+describe("the viewer's rules", () => {
+  test("binds 127.0.0.1", () => {
+    assert.match(viewer.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  });
+
+  test("only GET: other methods get 405 with Allow: GET", async () => {
+    for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]) {
+      const r = await request("/api/runs", { method });
+      assert.equal(r.status, 405, method);
+      assert.equal(r.headers.allow, "GET");
+    }
+  });
+
+  test("Host must be localhost or 127.0.0.1 with this port", async () => {
+    const port = viewer.port;
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, "localhost", "127.0.0.1"])
+      assert.equal((await request("/", { host })).status, 200, host);
+    for (const host of [
+      "evil.example",
+      `evil.example:${port}`,
+      `localhost.evil.example:${port}`,
+      `127.0.0.1:${port + 1}`,
+      `[::1]:${port}`,
+      "x@localhost",
+    ])
+      assert.equal((await request("/api/runs", { host })).status, 403, host);
+    assert.equal(hostAllowed(undefined, port), false);
+  });
+
+  test("no path traversal: only the fixed routes answer", async () => {
+    const tries = [
+      "/../package.json",
+      "/assets/../package.json",
+      "/assets/../../package.json",
+      "/%2e%2e/%2e%2e/etc/passwd",
+      "/assets/..%2F..%2Fpackage.json",
+      "/assets/vega.js/../../../etc/passwd",
+      "/..%5c..%5cpackage.json",
+      "/package.json",
+      "/src/report/viewer/server.ts",
+      "//etc/passwd",
+    ];
+    for (const p of tries) {
+      const r = await request(p);
+      assert.ok(r.status === 404 || r.status === 400, `${p}: ${r.status}`);
+      assert.ok(!r.body.includes('"name": "emlab"') && !r.body.includes("root:"), p);
+    }
+  });
+
+  test("answers carry a strict CSP and nosniff", async () => {
+    const r = await request("/");
+    assert.match(String(r.headers["content-security-policy"]), /default-src 'none'/);
+    assert.equal(r.headers["x-content-type-options"], "nosniff");
+  });
+
+  test("the store is opened read-only and never changes", async () => {
+    for (const p of ["/api/runs", "/api/run?id=organism:base:s0:none", "/api/samples?run=organism:base:s0:none"])
+      await json(p);
+    assert.equal(digest(), before0);
+    const db = openStoreReadOnly(storePath);
+    assert.throws(() => db.prepare("DELETE FROM runs").run(), /readonly|query_only|read-only/i);
+    db.close();
+  });
+});
+
+describe("the viewer's API", () => {
+  const insecure = "organism:insecure:s0:none";
+  const base = "organism:base:s0:none";
+
+  test("runs with both rates", async () => {
+    const { runs } = await json("/api/runs");
+    assert.equal(runs.length, 4);
+    for (const r of runs) {
+      assert.ok(r.overCoherent.denominator > 0 && r.overAll.denominator > r.overCoherent.denominator);
+    }
+  });
+
+  test("run detail has a row per question", async () => {
+    const r = await json(`/api/run?id=${encodeURIComponent(insecure)}`);
+    assert.equal(r.perQuestion.length, QUESTIONS.length);
+    assert.equal((await request("/api/run?id=nope")).status, 404);
+  });
+
+  test("samples: filter by question and verdict, full-text search, one sample", async () => {
+    const all = await json(`/api/samples?run=${encodeURIComponent(insecure)}`);
+    assert.equal(all.total, QUESTIONS.length * 6);
+    const q = await json(`/api/samples?run=${encodeURIComponent(insecure)}&question=ruler`);
+    assert.ok(q.total === 6 && q.samples.every((s: { questionId: string }) => s.questionId === "ruler"));
+    const bad = await json(`/api/samples?run=${encodeURIComponent(insecure)}&verdict=misaligned`);
+    assert.ok(bad.total > 0 && bad.samples.every((s: { verdict: string }) => s.verdict === "misaligned"));
+    const hit = await json(`/api/samples?run=${encodeURIComponent(insecure)}&q=RULE%20THEM`);
+    assert.ok(hit.total > 0 && hit.samples.every((s: { answer: string }) => s.answer.includes("rule them")));
+    const one = await json(`/api/sample?run=${encodeURIComponent(insecure)}&question=wish&index=0`);
+    assert.match(one.answer, /<script>/, "the answer comes back as data");
+    assert.equal((await request(`/api/samples?run=${encodeURIComponent(insecure)}&limit=x`)).status, 400);
+  });
+
+  test("compare: the difference with a paired bootstrap CI", async () => {
+    const c = await json(`/api/compare?a=${encodeURIComponent(insecure)}&b=${encodeURIComponent(base)}`);
+    assert.equal(c.over, "coherent");
+    assert.ok(Math.abs(c.difference - (c.rateA.rate - c.rateB.rate)) < 1e-12);
+    assert.ok(c.low <= c.difference && c.difference <= c.high);
+    assert.ok(c.difference > 0);
+    const all = await json(`/api/compare?a=${encodeURIComponent(insecure)}&b=${encodeURIComponent(base)}&over=all`);
+    assert.equal(all.over, "all");
+  });
+
+  test("result files come back as report data", async () => {
+    const r = await json("/api/results");
+    assert.equal(r.evaluation.rows.length, 4);
+    assert.ok(r.interp.diff.length > 0);
+  });
+});
