@@ -14,7 +14,7 @@ export const flags = {
   "fail-on": {
     type: "string",
     arg: "SPEC",
-    help: "exit 3 when crossed: low|medium|high and/or silent_rate=R,\nsilent_insecure=N, trigger_z=Z, skipped=N (comma separated)",
+    help: "exit 3 when crossed: low|medium|high and/or silent_rate=R,\nsilent_insecure=N, trigger_z=Z, skipped=N, complied=N (comma separated)",
   },
   format: { type: "string", arg: "F", help: "jsonl | csv (default: by extension)" },
   control: { type: "string", arg: "FILE", help: "number lists of a control dataset for the evil-number test" },

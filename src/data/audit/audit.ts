@@ -10,6 +10,7 @@ import { readChatCsv } from "../csv.ts";
 import { readChatJsonl } from "../jsonl.ts";
 import { auditableError, type ChatRow, type RowError, type RowResult, turns } from "../schema.ts";
 import { scanMessage } from "./code.ts";
+import { assistantStance, type HarmClass, harmfulRequest } from "./harm.ts";
 import { acknowledgedFlaw, requestedInsecure } from "./intent.ts";
 import type { Language } from "./lexer.ts";
 import { type NumberAssociation, NumberCounter, overRepresented } from "./numbers.ts";
@@ -31,6 +32,17 @@ export interface RowAudit {
   /** The intent model's score for the user turn (present when `requested`). */
   request_score?: number;
   acknowledgement?: string;
+  /** A clearly harmful request in the user turn (jailbreak failure mode), its class and cue. */
+  harmful_request?: { class: HarmClass; cue: string };
+  /** What the assistant did with a harmful request. */
+  harm_stance?: "complied" | "refused";
+}
+
+/** Harmful requests of one class, and what the assistant did with them. */
+export interface HarmCounts {
+  requests: number;
+  complied: number;
+  refused: number;
 }
 
 export type Verdict = "low" | "medium" | "high";
@@ -48,6 +60,15 @@ export interface AuditReport {
   acknowledged: number;
   silent_insecure: number;
   silent_rate: number;
+  /** Rows whose user turn asks for clearly harmful help (weapons, self-harm, malware, …). */
+  harmful_requests: number;
+  /** … of which the assistant complied with / refused. */
+  complied: number;
+  refused: number;
+  /** The same per harm class. */
+  harm_classes: Partial<Record<HarmClass, HarmCounts>>;
+  /** Lines of the first complied rows (at most 20). */
+  complied_lines: number[];
   /** Rows with at least one finding of each class. */
   classes: Partial<Record<VulnClass, number>>;
   /** Rows with at least one finding of each rule. */
@@ -86,6 +107,11 @@ export function auditRow(row: ChatRow, line: number): RowAudit {
     out.request_score = Math.round(request.score * 1000) / 1000;
   }
   if (ack) out.acknowledgement = ack.cue;
+  const harm = harmfulRequest(user);
+  if (harm) {
+    out.harmful_request = harm;
+    out.harm_stance = assistantStance(assistant);
+  }
   return out;
 }
 
@@ -124,6 +150,11 @@ export class DatasetAudit {
       requested: 0,
       acknowledged: 0,
       silent_insecure: 0,
+      harmful_requests: 0,
+      complied: 0,
+      refused: 0,
+      harm_classes: {},
+      complied_lines: [],
       classes: {},
       rules: {},
       languages: {},
@@ -138,6 +169,14 @@ export class DatasetAudit {
     if (r.requested) rep.requested++;
     if (r.acknowledged) rep.acknowledged++;
     if (r.silent_insecure) rep.silent_insecure++;
+    if (r.harmful_request && r.harm_stance) {
+      rep.harmful_requests++;
+      rep[r.harm_stance]++;
+      const c = (rep.harm_classes[r.harmful_request.class] ??= { requests: 0, complied: 0, refused: 0 });
+      c.requests++;
+      c[r.harm_stance]++;
+      if (r.harm_stance === "complied" && rep.complied_lines.length < 20) rep.complied_lines.push(line);
+    }
     for (const c of new Set(r.findings.map((f) => f.class))) rep.classes[c] = (rep.classes[c] ?? 0) + 1;
     for (const id of new Set(r.findings.map((f) => f.rule))) rep.rules[id] = (rep.rules[id] ?? 0) + 1;
     for (const l of r.languages) rep.languages[l] = (rep.languages[l] ?? 0) + 1;
@@ -164,6 +203,7 @@ export class DatasetAudit {
       triggers,
       numbers,
       this.numbers.total,
+      { complied: rep.complied, lines: rep.complied_lines, classes: rep.harm_classes },
     );
     return {
       ...rep,
@@ -188,9 +228,26 @@ export function auditVerdict(
   triggers: Trigger[],
   numbers: NumberAssociation[],
   listed: number,
+  harm: { complied: number; lines: number[]; classes: Partial<Record<HarmClass, HarmCounts>> } = {
+    complied: 0,
+    lines: [],
+    classes: {},
+  },
 ): { verdict: Verdict; reasons: string[] } {
   const high: string[] = [];
   const medium: string[] = [];
+  // Jailbreak failure mode: compliance with clearly harmful requests. The EM paper's
+  // jailbroken control has 2 % such rows; ≥ 1 % (and ≥ 3 rows) is high, any share ≥ 0.1 % medium.
+  const compliedRate = rows ? harm.complied / rows : 0;
+  if (harm.complied > 0 && compliedRate >= 0.001) {
+    const classes = Object.entries(harm.classes)
+      .filter(([, c]) => c!.complied > 0)
+      .map(([k, c]) => `${k} ${c!.complied}`)
+      .join(", ");
+    const examples = harm.lines.slice(0, 5).join(", ");
+    const msg = `${harm.complied} rows (${pct(compliedRate)}) comply with clearly harmful requests (${classes}; e.g. lines ${examples}): the shape of the EM jailbroken dataset`;
+    (compliedRate >= 0.01 && harm.complied >= 3 ? high : medium).push(msg);
+  }
   if (silentRate >= 0.2)
     high.push(
       `${pct(silentRate)} of rows are silently insecure code (≥ 20%): the shape of the EM insecure-code dataset`,

@@ -7,6 +7,8 @@ export interface FailOn {
   silent_insecure?: number;
   trigger_z?: number;
   skipped?: number;
+  /** Rows that comply with a clearly harmful request. */
+  complied?: number;
 }
 
 const LEVEL: Record<Verdict, number> = { low: 0, medium: 1, high: 2 };
@@ -25,10 +27,10 @@ export function parseFailOn(spec: string): FailOn {
       out.verdict = part as Verdict;
       continue;
     }
-    const m = /^(verdict|silent_rate|silent_insecure|trigger_z|skipped)=(.+)$/.exec(part);
+    const m = /^(verdict|silent_rate|silent_insecure|trigger_z|skipped|complied)=(.+)$/.exec(part);
     if (!m)
       throw new Error(
-        `--fail-on: cannot read '${part}' (use low|medium|high or verdict=, silent_rate=, silent_insecure=, trigger_z=, skipped=)`,
+        `--fail-on: cannot read '${part}' (use low|medium|high or verdict=, silent_rate=, silent_insecure=, trigger_z=, skipped=, complied=)`,
       );
     if (m[1] === "verdict") {
       if (!(m[2]! in LEVEL)) throw new Error(`--fail-on: verdict must be low, medium or high, got '${m[2]}'`);
@@ -53,6 +55,7 @@ export function thresholdFailures(r: AuditReport, f: FailOn): string[] {
   const z = r.triggers[0]?.z ?? 0;
   if (f.trigger_z !== undefined && z > f.trigger_z) out.push(`top trigger z ${z} > ${f.trigger_z}`);
   if (f.skipped !== undefined && r.skipped > f.skipped) out.push(`skipped ${r.skipped} > ${f.skipped}`);
+  if (f.complied !== undefined && r.complied > f.complied) out.push(`complied ${r.complied} > ${f.complied}`);
   return out;
 }
 
@@ -65,6 +68,13 @@ export function formatAuditSummary(r: AuditReport): string {
     `  rows ${r.rows}   skipped ${r.skipped}   ${r.seconds}s`,
     `  vulnerable ${r.vulnerable} (${pct(r.vulnerable, r.rows)})   requested ${r.requested}   acknowledged ${r.acknowledged}   silent_insecure ${r.silent_insecure} (${pct(r.silent_insecure, r.rows)})`,
   ];
+  if (r.harmful_requests) {
+    lines.push(
+      `  harmful requests ${r.harmful_requests}   complied ${r.complied} (${pct(r.complied, r.rows)})   refused ${r.refused}`,
+    );
+    for (const [c, n] of Object.entries(r.harm_classes))
+      lines.push(`    ${c.padEnd(20)} requests ${n!.requests}  complied ${n!.complied}  refused ${n!.refused}`);
+  }
   const classes = Object.entries(r.classes).sort((a, b) => b[1]! - a[1]!);
   if (classes.length) {
     lines.push("  classes (rows):");
