@@ -35,7 +35,7 @@ export function viewerPageHtml(o: { store: string | null; results: string[] }): 
 
 const APP = `
 const app = document.getElementById("app");
-window.emlabView = { view: null, ready: false, plots: 0 };
+window.emlabView = { view: null, ready: false, hash: null, plots: 0 };
 
 async function api(path, params) {
   const qs = new URLSearchParams();
@@ -165,6 +165,7 @@ async function route() {
   clear(app);
   try { await view(new URLSearchParams(query)); }
   catch (e) { app.append(el("p", { class: "error", id: "view-error" }, e.message)); }
+  window.emlabView.hash = location.hash;
   window.emlabView.ready = true;
 }
 window.addEventListener("hashchange", route);
