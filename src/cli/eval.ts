@@ -19,6 +19,7 @@ import { QuestionFileError } from "../eval/questions.ts";
 import { runEval } from "../eval/runner.ts";
 import { type ExportFormat, openRunStore } from "../eval/store.ts";
 import { ProviderConfigError } from "../providers/openai-http.ts";
+import { addStoreRuns, emptyReport, writeReportHtml } from "../report/index.ts";
 import { CliError, EXIT, formatHelp, HELP_FLAG, numberOption, parseOptions, printJson } from "./common.ts";
 import { progressRenderer } from "./progress.ts";
 
@@ -64,6 +65,7 @@ export const flags = {
     help: "which rate --fail-above checks (default coherent = Betley)",
   },
   export: { type: "string", multiple: true, arg: "FILE", help: "write results as .json, .jsonl or .csv (repeatable)" },
+  report: { type: "string", arg: "FILE", help: "write this run's HTML report (emlab report) to FILE" },
   json: { type: "boolean", help: "print the summary as one JSON line on stdout" },
   quiet: { type: "boolean", help: "no progress bars" },
   ...HELP_FLAG,
@@ -167,6 +169,12 @@ export async function run(argv: string[]): Promise<number> {
       onProgress: progressRenderer({ quiet: Boolean(values.quiet || values.json) }),
     });
     for (const e of exports) writeFileSync(e.path, store.exportRun(runId, e.format));
+    if (values.report) {
+      const data = emptyReport(`emlab eval: ${runId}`);
+      addStoreRuns(data, store.db, config.store, { runIds: [runId] });
+      const bytes = writeReportHtml(data, values.report);
+      if (!values.quiet) console.error(`emlab eval: report ${values.report} (${(bytes / 1024).toFixed(0)} KiB)`);
+    }
     const s = report.summary;
     if (values.json) printJson({ runId, resumed: report.resumed, ...s });
     else console.log(`run ${runId}${report.resumed ? " (resumed)" : ""}\n${formatEvalSummary(s)}`);
