@@ -16,11 +16,13 @@ export {
   controlNumbers,
   DatasetAudit,
   formatOf,
+  type HarmCounts,
   type RowAudit,
   readRows,
   type Verdict,
 } from "./audit/audit.ts";
 export { codeBlocks, detectLanguage, scanMessage } from "./audit/code.ts";
+export { assistantStance, HARM_CLASSES, type HarmClass, type HarmfulRequest, harmfulRequest } from "./audit/harm.ts";
 export { acknowledgedFlaw, type RequestIntent, requestedInsecure } from "./audit/intent.ts";
 export { generateCorpus, requestPair } from "./audit/intent-corpus.ts";
 export {
