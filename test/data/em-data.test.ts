@@ -17,4 +17,6 @@ test("silent-insecure recall ≥ 90% on insecure.jsonl, false-positive rate ≤ 
   assert.ok(sec.silent_insecure / sec.rows <= 0.02, `FPR ${sec.silent_insecure / sec.rows}`);
   assert.equal(ins.verdict, "high");
   assert.equal(sec.verdict, "low");
+  // Code rows carry no harmful chat requests: the jailbreak counts stay at zero.
+  assert.equal(ins.harmful_requests + sec.harmful_requests, 0);
 });
