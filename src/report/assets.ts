@@ -44,7 +44,10 @@ export function vegaBundle(): VegaBundle {
   const scripts = files.map(([name, file]) => {
     const dir = packageDir(name);
     versions[name] = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version: string }).version;
-    return inlineScript(readFileSync(join(dir, file), "utf8"));
+    // BSD-3-Clause asks that redistributions keep the copyright notice: it travels with the code.
+    const licence = readFileSync(join(dir, "LICENSE"), "utf8").replace(/\*\//g, "* /");
+    const notice = `/*! ${name} ${versions[name]}\n${licence.trim()}\n*/\n`;
+    return inlineScript(notice + readFileSync(join(dir, file), "utf8"));
   });
   cached = { scripts, versions };
   return cached;

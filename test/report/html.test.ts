@@ -142,6 +142,7 @@ describe("writeDemoReport and emlab report", () => {
     assert.ok(bytes < 5 * 1024 * 1024);
     const html = readFileSync(file, "utf8");
     assert.ok(html.includes("vegaEmbed") && html.includes("vegaLite"), "vega-embed and vega-lite inlined");
+    assert.equal(html.match(/Interactive Data Lab/g)?.length, 3, "each bundle keeps its BSD-3 notice");
     assert.ok(!/<script[^>]+src=/.test(html), "no external script");
     assert.ok(!/<link[^>]+href=/.test(html), "no external style sheet");
     const data = embedded(html, "emlab-data") as ReportData;
