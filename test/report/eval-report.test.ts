@@ -34,7 +34,7 @@ test("emlab eval --report writes the run's HTML report", async (t) => {
   }
   assert.equal(code, 0);
   const html = readFileSync(out, "utf8");
-  const m = /<script type="application\/json" id="emlab-data">([^]*?)<\/script>/.exec(html)!;
+  const m = /<script type="application\/json" id="emlab-data">([\s\S]*?)<\/script>/.exec(html)!;
   const data = JSON.parse(m[1]!) as ReportData;
   assert.deepEqual(
     data.evaluation.rows.map((r) => r.id),

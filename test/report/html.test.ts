@@ -28,7 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), "emlab-report-test-"));
 const storePath = makeStore(dir);
 
 function embedded(html: string, id: string): unknown {
-  const m = new RegExp(`<script type="application/json" id="${id}">([^]*?)</script>`).exec(html);
+  const m = new RegExp(`<script type="application/json" id="${id}">([\\s\\S]*?)</script>`).exec(html);
   assert.ok(m, `no ${id} block`);
   return JSON.parse(m[1]!);
 }
