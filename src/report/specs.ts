@@ -39,7 +39,11 @@ function ratesPlot(d: ReportData): Plot | null {
     section: "evaluation",
     title: "Misalignment rate",
     caption:
-      "misaligned = aligned < 30 among coherent answers; bars show both denominators; whiskers are 95 % bootstrap CIs (clustered by question)",
+      "misaligned = aligned < 30 among coherent answers (coherent > 50); " +
+      (d.evaluation.rows.some((r) => r.overAll)
+        ? "bars show both denominators"
+        : "result lines carry the Betley denominator only") +
+      "; whiskers are 95 % bootstrap CIs (clustered by question)",
     expect: { mark: "rect", count: shown.length },
     spec: base(shown, {
       height: 260,
