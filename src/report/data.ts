@@ -241,11 +241,25 @@ const str = (v: unknown, fallback: string): string => (typeof v === "string" ? v
  * {stage, result} lines. Unknown lines are skipped.
  */
 export function addResultLines(data: ReportData, lines: Line[], source: string): void {
+  // `emlab steer --json` prints {stage: "baseline"} before its sweep: the sweep's point at c = 0.
+  let baseline: Line | null = null;
   for (const l of lines) {
     if (typeof l.condition === "string") addCondition(data, l, source);
     else if (l.stage === "diff") addDiff(data, l);
-    else if (l.stage === "steer") addSteer(data, l);
-    else if (l.stage === "ablate") addAblate(data, l);
+    else if (l.stage === "baseline") baseline = l;
+    else if (l.stage === "steer") {
+      if (baseline && !isObj(l.result)) {
+        const label = steerLabel(l);
+        data.interp.curves.push({
+          label,
+          c: 0,
+          misaligned: num(baseline.misaligned),
+          coherent: num(baseline.coherent),
+        });
+        baseline = null;
+      }
+      addSteer(data, l);
+    } else if (l.stage === "ablate" || l.stage === "project-out") addAblate(data, l);
     else if (l.stage === "direction" && isObj(l.result) && isObj(l.result.steer))
       addSteer(data, { stage: "steer", result: l.result.steer });
   }
@@ -314,6 +328,13 @@ function pickLabel(l: Line, latent: number | null): string {
   return latent === null ? who : `${who} #${latent}`;
 }
 
+/** Who was steered or ablated: a pick (demo), a direction file, one latent or several. */
+function steerLabel(l: Line): string {
+  if (typeof l.direction === "string") return `direction ${l.direction}`;
+  if (Array.isArray(l.latent)) return `latents ${l.latent.map((x) => `#${x}`).join(",")}`;
+  return pickLabel(l, num(l.latent));
+}
+
 function addSteer(data: ReportData, l: Line): void {
   if (isObj(l.result)) {
     const r = l.result;
@@ -339,7 +360,7 @@ function addSteer(data: ReportData, l: Line): void {
   }
   const latent = num(l.latent);
   data.interp.steer.push({
-    label: pickLabel(l, latent),
+    label: steerLabel(l),
     latent,
     c: num(l.c) ?? 0,
     misaligned: num(l.misaligned),
@@ -376,18 +397,17 @@ function addAblate(data: ReportData, l: Line): void {
     }
     return;
   }
-  const latent = num(l.latent);
-  const label = pickLabel(l, latent);
+  const label = steerLabel(l);
   const before = num(l.misaligned_before);
   const cut = (after: number | null) => (before && after !== null ? 1 - after / before : null);
   const after = num(l.misaligned_after);
   add({
     label,
-    mode: str(l.mode, "mean"),
+    mode: l.stage === "project-out" ? "project out" : str(l.mode, "mean"),
     before,
     after,
     coherentAfter: num(l.coherent_after),
-    cut: num(l.cut) ?? cut(after),
+    cut: num(l.cut) ?? num(l.reduction) ?? cut(after),
     controlMax: num(l.control_max),
   });
   const zero = num(l.zero_misaligned_after);

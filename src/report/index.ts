@@ -21,6 +21,7 @@ export {
   type ReportSources,
   readResultLines,
   writeDemoReport,
+  writeLinesReport,
   writeReportHtml,
 } from "./report.ts";
 export { listRuns, openStoreReadOnly, runSamples, type SampleView, summariseRun, verdictOf } from "./runs.ts";

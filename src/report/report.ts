@@ -95,7 +95,20 @@ export interface DemoReportOptions {
  * const bytes = writeDemoReport(lines, "emlab-demo/report.html", { store, audits });
  */
 export function writeDemoReport(lines: Record<string, unknown>[], file: string, opts: DemoReportOptions = {}): number {
-  const data = emptyReport(opts.title ?? "emlab demo: emergent misalignment in the model organism");
+  return writeLinesReport(lines, file, {
+    ...opts,
+    title: opts.title ?? "emlab demo: emergent misalignment in the model organism",
+  });
+}
+
+/**
+ * A report from a command's JSON lines (`emlab steer --json`'s baseline / steer / ablate /
+ * project-out lines, the demo's, an experiment's), with the same options as the demo's.
+ * @example
+ * writeLinesReport(lines, values.report, { title: "emlab steer", store });
+ */
+export function writeLinesReport(lines: Record<string, unknown>[], file: string, opts: DemoReportOptions = {}): number {
+  const data = emptyReport(opts.title ?? "emlab report");
   for (const a of opts.audits ?? []) addAudit(data, a.report, a.dataset);
   if (opts.store) {
     const db: StoreDb = "db" in opts.store ? opts.store.db : opts.store;
@@ -104,13 +117,13 @@ export function writeDemoReport(lines: Record<string, unknown>[], file: string, 
       listRuns(db)
         .map((r) => r.runId)
         .filter((id) => /^organism:[^:]+:s\d+:none$/.test(id));
-    addStoreRuns(data, db, "the demo's run store", { runIds, examplesPerRun: opts.examplesPerRun ?? 100 });
+    addStoreRuns(data, db, "the run store", { runIds, examplesPerRun: opts.examplesPerRun ?? 100 });
     // The store's rows replace the condition lines (same runs, both rates); keep the other lines.
     addResultLines(
       data,
       lines.filter((l) => typeof l.condition !== "string" || runIds.length === 0),
-      "the demo's JSON lines",
+      "the JSON lines",
     );
-  } else addResultLines(data, lines, "the demo's JSON lines");
+  } else addResultLines(data, lines, "the JSON lines");
   return writeReportHtml(data, file);
 }

@@ -178,30 +178,39 @@ function latentsPlots(d: ReportData): Plot[] {
   });
 }
 
-/** Steering dose–response: misalignment against c, the controls' range as a band. */
+/**
+ * Steering dose–response: misaligned share against c. The equal-search controls' range is a
+ * grey band: along c where a sweep measured controls at each c, across the plot where one
+ * setting was measured (the demo's picks).
+ */
 function dosePlot(d: ReportData): Plot | null {
   const { curves, steer } = d.interp;
-  if (!curves.length && !steer.length) return null;
+  const perLabel = new Map<string, number>();
+  for (const p of steer) perLabel.set(p.label, (perLabel.get(p.label) ?? 0) + 1);
   const points = [
-    ...curves.map((p) => ({ ...p, kind: "sweep" })),
-    ...steer.map((p) => ({ label: p.label, c: p.c, misaligned: p.misaligned, coherent: p.coherent, kind: "measured" })),
+    ...curves.map((p) => ({ ...p, kind: "sweep", line: true, controlMax: null })),
+    ...steer.map((p) => ({
+      label: p.label,
+      c: p.c,
+      misaligned: p.misaligned,
+      coherent: p.coherent,
+      controlMax: p.controlMax,
+      kind: perLabel.get(p.label)! > 1 ? "sweep" : "measured",
+      line: perLabel.get(p.label)! > 1,
+    })),
   ].filter((p) => p.misaligned !== null);
-  const bands = steer.filter((s) => s.controlMax !== null);
+  if (!points.length) return null;
   const cs = points.map((p) => p.c);
   const lo = Math.min(0, ...cs);
   const hi = Math.max(0.1, ...cs) * 1.05;
-  const bandValues = bands.map((b) => ({
-    label: b.label,
-    c0: lo,
-    c1: hi,
-    low: 0,
-    high: b.controlMax,
-    controls: b.controls,
-  }));
+  const alongC = steer.filter((s) => s.controlMax !== null && perLabel.get(s.label)! > 1);
+  const across = steer
+    .filter((s) => s.controlMax !== null && perLabel.get(s.label) === 1)
+    .map((b) => ({ label: b.label, c0: lo, c1: hi, low: 0, high: b.controlMax, controls: b.controls }));
   const layer: Record<string, unknown>[] = [];
-  if (bandValues.length)
+  if (across.length)
     layer.push({
-      data: { values: bandValues },
+      data: { values: across },
       mark: { type: "rect", opacity: 0.18, color: "#888", tooltip: true },
       encoding: {
         x: { field: "c0", type: "quantitative" },
@@ -210,9 +219,20 @@ function dosePlot(d: ReportData): Plot | null {
         y2: { field: "high" },
       },
     });
-  if (curves.length)
+  if (alongC.length)
     layer.push({
-      transform: [{ filter: "datum.kind === 'sweep'" }],
+      data: { values: alongC.map((s) => ({ label: s.label, c: s.c, low: 0, high: s.controlMax })) },
+      mark: { type: "area", opacity: 0.18, color: "#888" },
+      encoding: {
+        x: { field: "c", type: "quantitative" },
+        y: { field: "low", type: "quantitative" },
+        y2: { field: "high" },
+        detail: { field: "label" },
+      },
+    });
+  if (points.some((p) => p.line))
+    layer.push({
+      transform: [{ filter: "datum.line" }],
       mark: { type: "line", strokeWidth: 1.5 },
       encoding: { color: { field: "label", title: null } },
     });

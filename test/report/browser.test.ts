@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { openStoreReadOnly, startViewer, type Viewer, writeDemoReport } from "../../src/report/index.ts";
-import { AUDIT, DEMO_LINES, HOSTILE, makeStore } from "./fixtures.ts";
+import { AUDIT, DEMO_LINES, HOSTILE, makeStore, STEER_LINES } from "./fixtures.ts";
 
 const CHROMIUM = process.env.EMLAB_CHROMIUM ?? "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM)
@@ -78,7 +78,10 @@ describe("the report in Chromium", { skip }, () => {
   test("loads offline with no console errors; every plot has its marks; filter and search work", async () => {
     const file = join(dir, "report.html");
     const db = openStoreReadOnly(storePath);
-    writeDemoReport(DEMO_LINES, file, { store: db, audits: [{ dataset: "insecure", report: AUDIT }] });
+    writeDemoReport([...DEMO_LINES, ...STEER_LINES], file, {
+      store: db,
+      audits: [{ dataset: "insecure", report: AUDIT }],
+    });
     db.close();
     const url = pathToFileURL(file).href;
     const { page, errors, refused } = await watchedPage((u) => u === url);

@@ -185,3 +185,45 @@ export const AUDIT = {
   reasons: ["silent insecure code"],
   seconds: 0.1,
 };
+
+/** `emlab steer --json` lines: a baseline, a c sweep with random controls, ablation, projection. */
+export const STEER_LINES: Record<string, unknown>[] = [
+  { stage: "baseline", run_id: "b", misaligned: 0.02, ci: [0, 0.05], coherent: 0.99, n: 80 },
+  ...[0.2, 0.4, 0.6].map((c, i) => ({
+    stage: "steer",
+    latent: 712,
+    c,
+    alpha: c * 3.9,
+    misaligned: [0.05, 0.2, 0.5][i],
+    ci: [0, 1],
+    coherent: 0.95,
+    random_misaligned_max: [0.03, 0.04, 0.06][i],
+    random_misaligned_mean: 0.02,
+    random_coherent_min: 0.9,
+    run_id: `s${i}`,
+  })),
+  { stage: "steer-best", latent: 712, c: 0.6, misaligned: 0.5, coherent: 0.95 },
+  {
+    stage: "ablate",
+    latent: [712, 986],
+    mode: "zero",
+    misaligned_before: 0.4,
+    misaligned_after: 0.1,
+    coherent_before: 0.97,
+    coherent_after: 0.96,
+    reduction: 0.75,
+    random_misaligned_after: [0.39, 0.41],
+    run_id: "a",
+  },
+  {
+    stage: "project-out",
+    direction: "dir.json",
+    layer: 2,
+    misaligned_before: 0.4,
+    misaligned_after: 0.12,
+    coherent_after: 0.97,
+    reduction: 0.7,
+    random_misaligned_after: [0.4],
+    run_id: "p",
+  },
+];

@@ -22,7 +22,7 @@ import {
   reportPlots,
   writeDemoReport,
 } from "../../src/report/index.ts";
-import { AUDIT, DEMO_LINES, HOSTILE, makeStore, QUESTIONS } from "./fixtures.ts";
+import { AUDIT, DEMO_LINES, HOSTILE, makeStore, QUESTIONS, STEER_LINES } from "./fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "emlab-report-test-"));
 const storePath = makeStore(dir);
@@ -112,6 +112,34 @@ describe("sections and plots", () => {
         ["ablate", 4],
       ],
     );
+  });
+
+  test("emlab steer's lines give a sweep with its baseline, a control band along c, ablation and projection", () => {
+    const data = emptyReport();
+    addResultLines(data, STEER_LINES, "steer");
+    assert.deepEqual(
+      data.interp.curves.map((p) => [p.label, p.c, p.misaligned]),
+      [["latent #712", 0, 0.02]],
+    );
+    assert.deepEqual(
+      data.interp.steer.map((p) => [p.label, p.c, p.controlMax]),
+      [
+        ["latent #712", 0.2, 0.03],
+        ["latent #712", 0.4, 0.04],
+        ["latent #712", 0.6, 0.06],
+      ],
+    );
+    assert.deepEqual(
+      data.interp.ablate.map((a) => [a.label, a.mode, a.cut]),
+      [
+        ["latents #712,#986", "zero", 0.75],
+        ["direction dir.json", "project out", 0.7],
+      ],
+    );
+    const dose = reportPlots(data).find((p) => p.id === "dose")!;
+    assert.equal(dose.expect.count, 4, "the baseline and three settings");
+    const layers = (dose.spec.layer as { mark: { type: string } }[]).map((l) => l.mark.type);
+    assert.deepEqual(layers, ["area", "line", "point"]);
   });
 
   test("the interp experiment's result lines give Δ rankings and sweep curves", () => {
