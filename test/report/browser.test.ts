@@ -90,6 +90,7 @@ describe("the report in Chromium", { skip }, () => {
     await checkPlots(page, 8);
     await page.screenshot({ path: join(ARTIFACTS, "report.png") });
     await page.screenshot({ path: join(ARTIFACTS, "report-full.png"), fullPage: true });
+    await page.locator("#interp").screenshot({ path: join(ARTIFACTS, "report-interp.png") });
 
     // Filter: misaligned answers only.
     await page.selectOption("#f-verdict", "misaligned");
