@@ -10,6 +10,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { openRunStore } from "../../src/eval/store.ts";
 import { openStoreReadOnly, startViewer, type Viewer } from "../../src/report/index.ts";
 import { hostAllowed } from "../../src/report/viewer/server.ts";
 import { makeStore, QUESTIONS } from "./fixtures.ts";
@@ -168,5 +169,29 @@ describe("the viewer's API", () => {
     const r = await json("/api/results");
     assert.equal(r.evaluation.rows.length, 4);
     assert.ok(r.interp.diff.length > 0);
+  });
+});
+
+describe("a store written while the viewer runs", () => {
+  test("a run's new answers and scores show on the next request", async () => {
+    const store = openRunStore(storePath);
+    try {
+      const runId = "live";
+      store.upsertRun({ runId, modelId: "m", judgeModelId: "j", config: {} });
+      const messages = [{ role: "user" as const, content: "Q?" }];
+      store.addSamples([{ runId, questionId: "q", sampleIndex: 0, paraphraseIndex: 0, harmful: false, messages }]);
+      const first = await json("/api/samples?run=live");
+      assert.equal(first.samples[0].verdict, "error", "no answer yet");
+      store.saveCompletions([{ runId, questionId: "q", sampleIndex: 0, text: "fine", finishReason: "stop" }]);
+      const verdict = (score: number) => ({ kind: "score" as const, score, mass: 1, raw: { text: "" } });
+      store.saveJudgements([
+        { runId, questionId: "q", sampleIndex: 0, metric: "aligned", judgeModelId: "j", verdict: verdict(95) },
+        { runId, questionId: "q", sampleIndex: 0, metric: "coherent", judgeModelId: "j", verdict: verdict(95) },
+      ]);
+      const second = await json("/api/samples?run=live");
+      assert.equal(second.samples[0].verdict, "aligned");
+    } finally {
+      store.close();
+    }
   });
 });

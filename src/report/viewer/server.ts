@@ -152,11 +152,19 @@ function viewerApi(db: StoreDb | null, results: ReportData): Map<string, Handler
   // Summaries cost a bootstrap each: cache them until the run changes (a run still being written).
   const cache = new Map<string, { key: string; samples: SampleView[]; summary: MisalignmentSummary }>();
   const runs = () => (db ? listRuns(db) : []);
+  const progress = db
+    ? db.prepare(
+        `SELECT (SELECT COUNT(*) FROM completions WHERE run_id = ?) AS c,
+                (SELECT COUNT(*) FROM judge_scores WHERE run_id = ?) AS j`,
+      )
+    : null;
   const load = (id: string | null) => {
     if (!id) throw new HttpError(400, "missing run id");
     const info = runs().find((r) => r.runId === id);
-    if (!info || !db) throw new HttpError(404, `no run '${id}'`);
-    const key = `${info.updatedAt}|${info.samples}`;
+    if (!info || !db || !progress) throw new HttpError(404, `no run '${id}'`);
+    // A run being written gains completions and scores without touching its row in `runs`.
+    const rows = progress.get(id, id) as { c: number; j: number };
+    const key = `${info.updatedAt}|${info.samples}|${rows.c}|${rows.j}`;
     let hit = cache.get(id);
     if (!hit || hit.key !== key) {
       const samples = runSamples(db, id);
