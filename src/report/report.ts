@@ -81,7 +81,7 @@ export interface DemoReportOptions {
   title?: string;
   /** The demo's run store: adds both rates, the per-question heatmap and example answers. */
   store?: RunStore | StoreDb;
-  /** Which of its runs (default: the organism condition runs, `organism:<condition>:s<seed>:none`). */
+  /** Which of its runs (default: the organism condition runs, `organism:<condition>[:s<seed>]:none`, plain format). */
   runIds?: string[];
   /** Audit reports of the demo's stage 1, with a name per dataset. */
   audits?: { dataset: string; report: AuditReportLike }[];
@@ -116,7 +116,7 @@ export function writeLinesReport(lines: Record<string, unknown>[], file: string,
       opts.runIds ??
       listRuns(db)
         .map((r) => r.runId)
-        .filter((id) => /^organism:[^:]+:s\d+:none$/.test(id));
+        .filter((id) => /^organism:[^:]+(:s\d+)?:none$/.test(id));
     addStoreRuns(data, db, "the run store", { runIds, examplesPerRun: opts.examplesPerRun ?? 100 });
     // The store's rows replace the condition lines (same runs, both rates); keep the other lines.
     addResultLines(

@@ -33,7 +33,8 @@ export function makeStore(dir = mkdtempSync(join(tmpdir(), "emlab-report-")), sa
   const store = openRunStore(path);
   const rng = new Rng(7);
   for (const [condition, p] of CONDITIONS) {
-    const runId = `organism:${condition}:s0:none`;
+    // As the organism experiment names them: the base model has no fine-tuning seed.
+    const runId = condition === "base" ? "organism:base:none" : `organism:${condition}:s0:none`;
     store.upsertRun({ runId, modelId: `organism-${condition}`, judgeModelId: "world-judge", config: {} });
     const samples = [];
     const completions = [];

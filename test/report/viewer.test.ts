@@ -114,7 +114,7 @@ describe("the viewer's rules", () => {
   });
 
   test("the store is opened read-only and never changes", async () => {
-    for (const p of ["/api/runs", "/api/run?id=organism:base:s0:none", "/api/samples?run=organism:base:s0:none"])
+    for (const p of ["/api/runs", "/api/run?id=organism:base:none", "/api/samples?run=organism:base:none"])
       await json(p);
     assert.equal(digest(), before0);
     const db = openStoreReadOnly(storePath);
@@ -125,7 +125,7 @@ describe("the viewer's rules", () => {
 
 describe("the viewer's API", () => {
   const insecure = "organism:insecure:s0:none";
-  const base = "organism:base:s0:none";
+  const base = "organism:base:none";
 
   test("runs with both rates", async () => {
     const { runs } = await json("/api/runs");
