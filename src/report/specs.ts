@@ -55,7 +55,15 @@ function ratesPlot(d: ReportData): Plot | null {
       layer: [
         {
           mark: { type: "bar", tooltip: true },
-          encoding: { y: { field: "rate", type: "quantitative", axis: pctAxis, title: "misaligned" } },
+          encoding: {
+            y: {
+              field: "rate",
+              type: "quantitative",
+              axis: pctAxis,
+              title: "misaligned",
+              scale: { domain: { unionWith: [0, 0.1] } },
+            },
+          },
         },
         {
           mark: { type: "rule", color: "#333" },
@@ -254,7 +262,13 @@ function dosePlot(d: ReportData): Plot | null {
       height: 260,
       encoding: {
         x: { field: "c", type: "quantitative", title: "c (× median residual norm)", scale: { domain: [lo, hi] } },
-        y: { field: "misaligned", type: "quantitative", axis: pctAxis, title: "misaligned" },
+        y: {
+          field: "misaligned",
+          type: "quantitative",
+          axis: pctAxis,
+          title: "misaligned",
+          scale: { domain: { unionWith: [0, 0.1] } },
+        },
       },
       layer,
     }),
@@ -283,7 +297,13 @@ function ablatePlot(d: ReportData): Plot | null {
       encoding: {
         x: { field: "setting", type: "nominal", sort: null, title: null, axis: { labelAngle: -20, labelLimit: 240 } },
         xOffset: { field: "when", sort: ["before", "after"] },
-        y: { field: "misaligned", type: "quantitative", axis: pctAxis, title: "misaligned" },
+        y: {
+          field: "misaligned",
+          type: "quantitative",
+          axis: pctAxis,
+          title: "misaligned",
+          scale: { domain: { unionWith: [0, 0.1] } },
+        },
         color: {
           field: "when",
           sort: ["before", "after"],
