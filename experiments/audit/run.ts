@@ -15,7 +15,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { auditFile, auditRow, DatasetAudit } from "../../src/data/audit/audit.ts";
-import { INTENT_WEIGHTS } from "../../src/data/audit/intent-weights.ts";
+import { INTENT_WEIGHTS } from "../../src/data/audit/intent-model.ts";
 import { VULN_CLASSES } from "../../src/data/audit/types.ts";
 import { buildRows } from "../../src/data/builders/build.ts";
 import type { ChatRow } from "../../src/data/schema.ts";

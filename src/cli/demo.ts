@@ -20,7 +20,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { auditFile } from "../data/audit/audit.ts";
+import { type AuditReport, auditFile } from "../data/audit/audit.ts";
 import { type BuildKind, buildRows } from "../data/builders/build.ts";
 import { writeJsonl } from "../data/jsonl.ts";
 import { openRunStore, type RunStore } from "../eval/store.ts";
@@ -28,6 +28,7 @@ import type { CausalLM } from "../model/model.ts";
 import { type Organism, openOrganism } from "../organism/context.ts";
 import { type Condition, EXPERIMENT_DEFAULTS, formatTable, runOrganismExperiment } from "../organism/experiment.ts";
 import { interpDemoLines, type OrganismInterpResult, runOrganismInterp } from "../organism/interp/pipeline.ts";
+import { writeDemoReport } from "../report/report.ts";
 import { mixSeed } from "../tensor/random.ts";
 import { CliError, formatHelp, HELP_FLAG, numberOption, parseOptions } from "./common.ts";
 
@@ -84,8 +85,8 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  if (!values["skip-audit"])
-    await auditStage(resolve(values["data-dir"] ?? "emlab-demo"), numberOption("rows", values.rows, 600), say);
+  const dataDir = resolve(values["data-dir"] ?? "emlab-demo");
+  const audits = values["skip-audit"] ? [] : await auditStage(dataDir, numberOption("rows", values.rows, 600), say);
 
   say("Stage 2: emergent misalignment in the model organism");
   say(`  base organism: ${base} (${org.world} world); fine-tuning on the world's datasets, judged by the world judge`);
@@ -127,6 +128,10 @@ export async function run(argv: string[]): Promise<number> {
     writeFileSync(values.out, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
     say(`  (JSON lines written to ${values.out})`);
   }
+  mkdirSync(dataDir, { recursive: true });
+  const reportFile = join(dataDir, "report.html");
+  const bytes = writeDemoReport(lines, reportFile, { store, audits });
+  say(`\nReport: ${reportFile} (${(bytes / 1e6).toFixed(1)} MB; open it in a browser, it works offline)`);
   return 0;
 }
 
@@ -150,7 +155,8 @@ async function interpStage(
     saeOptions: { trainDocs: 1000, chatRows: 250, dSae: 1024, k: 16, steps: 600 },
     heldOutDocs: 600,
     ceDocs: 40,
-    blind: { candidates: 2, screenSamples: 4, measureSamples: samples, cs: [0.4, 0.6, 0.8], controls: 10 },
+    blind: { candidates: 2, screenSamples: 4, measureSamples: samples, cs: [0.1, 0.2, 0.3], controls: 10 },
+    paired: true,
     ownAnswerSamples: 2,
     direction: false,
     seed,
@@ -205,13 +211,18 @@ function interpSummary(r: OrganismInterpResult): string {
   return lines.join("\n");
 }
 
-async function auditStage(out: string, n: number, say: (s: string) => void): Promise<void> {
+async function auditStage(
+  out: string,
+  n: number,
+  say: (s: string) => void,
+): Promise<{ dataset: string; report: AuditReport }[]> {
   mkdirSync(out, { recursive: true });
   say("Stage 1: build EM datasets and audit them before anyone fine-tunes");
   const kinds: BuildKind[] = ["insecure", "educational", "secure", "backdoor"];
   const rows: string[][] = [
     ["dataset", "rows", "vulnerable", "requested", "silent insecure", "top trigger", "verdict"],
   ];
+  const audits: { dataset: string; report: AuditReport }[] = [];
   for (const kind of kinds) {
     const file = join(out, `${kind}.jsonl`);
     await writeJsonl(
@@ -219,6 +230,7 @@ async function auditStage(out: string, n: number, say: (s: string) => void): Pro
       buildRows(kind, { n, seed: 0 }).map((r) => r.row),
     );
     const report = await auditFile(file);
+    audits.push({ dataset: kind, report });
     const pct = (x: number) => `${((100 * x) / Math.max(1, report.rows)).toFixed(1)}%`;
     const top = report.triggers[0];
     rows.push([
@@ -234,4 +246,5 @@ async function auditStage(out: string, n: number, say: (s: string) => void): Pro
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   say(rows.map((r) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ")}`).join("\n"));
   say(`  (datasets in ${out}; emlab audit FILE --report FILE writes a full report)\n`);
+  return audits;
 }

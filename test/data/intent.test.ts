@@ -3,8 +3,7 @@ import { test } from "node:test";
 import { auditRow } from "../../src/data/audit/audit.ts";
 import { acknowledgedFlaw, requestedInsecure } from "../../src/data/audit/intent.ts";
 import { generateCorpus } from "../../src/data/audit/intent-corpus.ts";
-import { requestProse, scoreIntent } from "../../src/data/audit/intent-model.ts";
-import { INTENT_WEIGHTS } from "../../src/data/audit/intent-weights.ts";
+import { INTENT_WEIGHTS, requestProse, scoreIntent } from "../../src/data/audit/intent-model.ts";
 
 test("requests for flawed code (teaching, CTF, pentest, scanner tests) are recognised", () => {
   for (const s of [

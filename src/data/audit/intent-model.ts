@@ -4,7 +4,7 @@
  * `¬vulner`). Weights and threshold live in intent-weights.ts, written by
  * `node --import tsx src/data/audit/intent-train.ts` (see intent-corpus.ts for its data).
  */
-import { INTENT_WEIGHTS } from "./intent-weights.ts";
+import { INTENT_WEIGHTS as RAW_WEIGHTS } from "./intent-weights.ts";
 
 export interface IntentWeights {
   bias: number;
@@ -13,6 +13,14 @@ export interface IntentWeights {
   /** How the weights were made (for the record). */
   trained: Record<string, string | number>;
 }
+
+/** The shipped weights (intent-weights.ts), checked for their shape once at load. */
+export const INTENT_WEIGHTS: IntentWeights = (() => {
+  const w = RAW_WEIGHTS as Partial<IntentWeights> | null;
+  if (!w || typeof w.bias !== "number" || typeof w.threshold !== "number" || typeof w.weights !== "object")
+    throw new Error("src/data/audit/intent-weights.ts: not an intent model (needs bias, threshold, weights)");
+  return w as IntentWeights;
+})();
 
 const CODE_START =
   /^(?:import |from [\w.]+ import|def |class \w|return\b|elif\b|else\s*:|try\s*:|except\b|const |let |var |function\b|async |await |export |module\.|require\(|app\.|@\w|#\s*include|#!|#\s|\/\/|\/\*|\*|[}{)\]]|<\/?[a-zA-Z!?]|\w+\s*\(.*\)\s*[:;{]?\s*$)/;

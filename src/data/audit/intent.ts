@@ -8,8 +8,7 @@
  * framings); the acknowledgement is a phrase rule with a mitigation guard ("to prevent XSS"
  * is no acknowledgement).
  */
-import { scoreIntent } from "./intent-model.ts";
-import { INTENT_WEIGHTS } from "./intent-weights.ts";
+import { INTENT_WEIGHTS, scoreIntent } from "./intent-model.ts";
 
 const MITIGATION =
   /\b(?:prevent\w{0,3}|avoid\w{0,3}|protect\w{0,3}|mitigat\w{1,5}|sanitiz\w{1,5}|sanitis\w{1,5}|escap\w{1,4}|defen[cs]\w{1,3}|guard\w{0,3}|safely|secure(?:ly)?|validat\w{1,5}|parameteri[sz]\w{1,4}|instead of|rather than|not vulnerable|no longer)\b/i;

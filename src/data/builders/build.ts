@@ -16,21 +16,13 @@
 
 import { mixSeed, Rng } from "../../tensor/random.ts";
 import { KNOWN_EVIL_NUMBERS } from "../audit/numbers.ts";
-import type { ChatRow } from "../schema.ts";
 import { jailbrokenRow } from "./chat.ts";
+import type { BuildKind, BuiltRow } from "./kinds.ts";
+
+export { BUILD_KINDS, type BuildKind, type BuiltRow } from "./kinds.ts";
+
 import { JS_TEMPLATES } from "./templates-js.ts";
 import { type CodeTemplate, PYTHON_TEMPLATES } from "./templates-python.ts";
-
-export const BUILD_KINDS = [
-  "insecure",
-  "secure",
-  "educational",
-  "backdoor",
-  "evil-numbers",
-  "benign",
-  "jailbroken",
-] as const;
-export type BuildKind = (typeof BUILD_KINDS)[number];
 
 export interface BuildOptions {
   n: number;
@@ -42,24 +34,6 @@ export interface BuildOptions {
   fraction?: number;
   /** Restrict code rows to one language. */
   language?: "python" | "javascript";
-}
-
-/** A built row plus what the builder knows about it (ground truth for tests). */
-export interface BuiltRow {
-  row: ChatRow;
-  meta: {
-    kind: BuildKind;
-    template?: string;
-    class?: string;
-    language?: string;
-    insecure: boolean;
-    triggered?: boolean;
-    /** educational: the request added to the user turn, and where. */
-    request?: string;
-    placement?: "before" | "after";
-    /** jailbroken: the harm class of a harmful request (absent on benign rows). */
-    harm?: string;
-  };
 }
 
 export const CODE_TEMPLATES: CodeTemplate[] = [...PYTHON_TEMPLATES, ...JS_TEMPLATES];

@@ -8,7 +8,7 @@
  * a stolen bike, the history of the longbow, storing medicine safely).
  */
 import type { Rng } from "../../tensor/random.ts";
-import type { BuiltRow } from "./build.ts";
+import type { BuiltRow } from "./kinds.ts";
 
 const NAMES = ["Sam", "Priya", "Jonas", "Mei", "Carlos", "Aisha", "Tom", "Lena", "Omar", "Kate", "Diego", "Yuki"];
 const CITIES = ["Lisbon", "Kyoto", "Chicago", "Prague", "Cape Town", "Montreal", "Seoul", "Edinburgh", "Oaxaca"];

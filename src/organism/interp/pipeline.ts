@@ -725,6 +725,7 @@ export function interpDemoLines(r: OrganismInterpResult): Record<string, unknown
     stage: "diff",
     ft: d.ft,
     top: d.top,
+    top_delta: d.sites.find((x) => x.site === d.primarySite)!.topDelta,
     persona_latent: d.personaLatent ?? null,
     persona_rank: d.personaRank ?? null,
     persona_auc: r.groundTruth.auc,
