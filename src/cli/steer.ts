@@ -28,6 +28,7 @@ import { loadSae } from "../interp/sae/saelens.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { ORGANISM_MAX_NEW_TOKENS, organismEvaluation } from "../organism/evaluation.ts";
+import { writeLinesReport } from "../report/report.ts";
 import {
   CliError,
   EXIT,
@@ -136,6 +137,12 @@ export const flags = {
     group: HOW,
   },
   json: { type: "boolean", help: "one JSON line per result on stdout", group: HOW },
+  report: {
+    type: "string",
+    arg: "FILE",
+    help: "also write an HTML report of the results (plots; opens offline)",
+    group: HOW,
+  },
   quiet: { type: "boolean", help: "no progress", group: HOW },
   ...HELP_FLAG,
 } as const;
@@ -246,11 +253,13 @@ export async function run(argv: string[]): Promise<number> {
   const storePath = values.store ?? DEFAULT_STORE;
   const store = openRunStore(resolve(storePath));
   const json = Boolean(values.json);
+  const lines: Record<string, unknown>[] = [];
   const out: Output = {
     say: (s) => {
       if (!json) console.log(s);
     },
     emit: (obj) => {
+      lines.push(obj);
       if (json) printJson(obj);
     },
   };
@@ -268,6 +277,10 @@ export async function run(argv: string[]): Promise<number> {
       if (o.ablate) await ablateStage(ctx, o, inputs.sae!, o.ablate, rowsAt, out);
       if (inputs.proj) await projectOutStage(ctx, o, values["project-out"]!, inputs.proj, out);
       if (!values.quiet && !json) process.stderr.write(`emlab steer: ${done} settings evaluated\n`);
+      if (values.report) {
+        writeLinesReport(lines, values.report, { title: "emlab steer", store });
+        if (!values.quiet) process.stderr.write(`emlab steer: report written to ${values.report}\n`);
+      }
       return EXIT.ok;
     });
   } finally {

@@ -453,9 +453,21 @@ test("emlab steer --organism: a sweep, an ablation and a projection, one JSON li
     "--run-id",
     "s",
     "--json",
+    "--report",
+    join(tmp, "steer-report.html"),
   ]);
   assert.equal(r.code, 0, r.err);
   const lines = r.out.split("\n").map((l) => JSON.parse(l));
+  // --report wrote an HTML page whose embedded data holds the steering sweep.
+  const html = readFileSync(join(tmp, "steer-report.html"), "utf8");
+  assert.match(html, /<html/);
+  assert.match(html, /emlab steer/);
+  const data = JSON.parse(/<script type="application\/json" id="emlab-data">([^<]*)<\/script>/.exec(html)![1]!);
+  assert.deepEqual(
+    data.interp.steer.map((p: { latent: number; c: number }) => [p.latent, p.c]),
+    lines.filter((l) => l.stage === "steer").map((l) => [l.latent, l.c]),
+    "the report plots the sweep's points",
+  );
   assert.deepEqual(
     lines.map((l) => l.stage),
     ["baseline", "steer", "steer", "steer-best", "ablate", "project-out"],
