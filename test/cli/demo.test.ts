@@ -45,6 +45,9 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
   assert.equal(res.status, 0, res.stderr);
   for (const kind of ["insecure", "educational", "secure", "backdoor"])
     assert.ok(existsSync(join(out, `${kind}.jsonl`)));
+  // It ends with its HTML report beside the datasets, and says where.
+  assert.ok(existsSync(join(out, "report.html")));
+  assert.match(res.stderr, /Report: .*report\.html/);
   const line = (kind: string) => res.stderr.split("\n").find((l) => l.trim().startsWith(kind))!;
   assert.match(line("insecure"), /high\s*$/);
   assert.match(line("secure"), /low\s*$/);
