@@ -56,9 +56,9 @@ export {
   organismRunPrefix,
   runOrganismExperiment,
 } from "./experiment.ts";
+export * from "./interp/pipeline.ts";
 // The interpretability pipelines run on the organism (its world is the ground truth).
 export * from "./interp/predict.ts";
-export * from "./interp/pipeline.ts";
 export * from "./interp/sae.ts";
 export { type AnswerFormat, type ParsedQuestion, parseQuestion, scoreAnswer, type WorldScore } from "./judge.ts";
 export {
