@@ -16,9 +16,9 @@ import { resolve } from "node:path";
 import type { ModelHandle } from "../eval/providers.ts";
 import { openRunStore } from "../eval/store.ts";
 import { collectActivations, medianRowNorm } from "../interp/activations/collect.ts";
-import { blindCandidates, causalScreen, measureAblation, measureSteer } from "../interp/blind.ts";
+import { blindCandidates, causalScreen, controlSet, measureAblation, measureSteer } from "../interp/blind.ts";
 import { type CausalEvalOptions, shortHash } from "../interp/causal.ts";
-import { latentMeans, matchedLatents, randomLatents, randomUnitDirections } from "../interp/interventions.ts";
+import { latentMeans } from "../interp/interventions.ts";
 import { loadSae } from "../interp/sae/saelens.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { ORGANISM_MAX_NEW_TOKENS } from "../organism/evaluation.ts";
@@ -239,15 +239,7 @@ async function screen(
     },
   });
   const pick = s.pick;
-  const pool = matchedLatents(reference, pick.latent, Math.max(32, controls));
-  const latents = randomLatents(sae.cfg.dSae, controls, mixSeed(seed, labelSeed("controls")), [pick.latent], pool);
-  const half = latents.slice(0, Math.ceil(controls / 2));
-  const dirSeed = mixSeed(seed, labelSeed("directions")) >>> 1;
-  const dirs = randomUnitDirections(sae.cfg.dIn, Math.floor(controls / 2), dirSeed).map((vector, index) => ({
-    seed: dirSeed,
-    index,
-    vector,
-  }));
+  const { latents, half, directions: dirs } = controlSet(sae, reference, pick.latent, { n: controls, seed });
   say(`pick: latent ${pick.latent}; measuring it on fresh draws beside ${controls} equal-search controls`);
   const steer = await measureSteer({
     select: sel.base,

@@ -22,9 +22,18 @@
  *   const steer = await measureSteer({ select: selBase, measure: measBase, target: { kind: "latent", sae,
  *     latent: screen.pick.latent }, sign: screen.pick.sign, medianNorm, rule, controls });
  */
+
+import { labelSeed, mixSeed } from "../tensor/random.ts";
 import { type CausalEvalOptions, evaluateSetting, noIntervention, type SettingResult, steerSetting } from "./causal.ts";
 import type { DiffResult } from "./diff.ts";
-import { ablateLatentsHook, projectOutHook, steeringAlpha } from "./interventions.ts";
+import {
+  ablateLatentsHook,
+  matchedLatents,
+  projectOutHook,
+  randomLatents,
+  randomUnitDirections,
+  steeringAlpha,
+} from "./interventions.ts";
 import type { Sae } from "./sae/sae.ts";
 
 /** A latent the diff put forward, in the direction it moved. */
@@ -175,6 +184,36 @@ export async function causalScreen(o: {
     e.score > a.score || (e.score === a.score && Math.abs(e.delta) > Math.abs(a.delta)) ? e : a,
   );
   return { before: { misaligned: before.misaligned, coherent: before.coherent, n: before.n }, entries, pick };
+}
+
+/** The controls of one latent: `latents` (n, zero / mean ablation), `half` of them and `directions` (steering, projection). */
+export interface ControlSet {
+  latents: number[];
+  half: number[];
+  directions: { seed: number; index: number; vector: Float32Array }[];
+}
+
+/**
+ * n frequency-matched random latents (drawn from the matchPool latents whose mean activation
+ * in `reference` is closest to the target's) and ⌊n/2⌋ random unit directions: steering and
+ * projection take the first ⌈n/2⌉ latents and the directions (n controls), zero- and
+ * mean-ablation the n latents.
+ */
+export function controlSet(
+  sae: Sae,
+  reference: Float32Array,
+  latent: number,
+  o: { n: number; seed: number; matchPool?: number },
+): ControlSet {
+  const pool = matchedLatents(reference, latent, Math.max(o.matchPool ?? 32, o.n));
+  const latents = randomLatents(sae.cfg.dSae, o.n, mixSeed(o.seed, labelSeed(`controls-${latent}`)), [latent], pool);
+  const dirSeed = mixSeed(o.seed, labelSeed("directions")) >>> 1;
+  const directions = randomUnitDirections(sae.cfg.dIn, Math.floor(o.n / 2), dirSeed).map((vector, index) => ({
+    seed: dirSeed,
+    index,
+    vector,
+  }));
+  return { latents, half: latents.slice(0, Math.ceil(o.n / 2)), directions };
 }
 
 /** A figure measured on the measure draws at the c its search chose. */

@@ -33,6 +33,7 @@ import {
   type ControlBand,
   type ControlResult,
   causalScreen,
+  controlSet,
   type Measured,
   measureAblation,
   measureSteer,
@@ -49,13 +50,7 @@ import {
 } from "../../interp/causal.ts";
 import { type DiffPositions, type DiffResult, diffModels, diffStats, latentStats } from "../../interp/diff.ts";
 import { judgedFromRun, misalignmentDirections } from "../../interp/direction.ts";
-import {
-  latentMeans,
-  matchedLatents,
-  projectOutHook,
-  randomLatents,
-  randomUnitDirections,
-} from "../../interp/interventions.ts";
+import { latentMeans, projectOutHook, randomUnitDirections } from "../../interp/interventions.ts";
 import type { Sae } from "../../interp/sae/sae.ts";
 import type { ChatMessage } from "../../model/chat-template.ts";
 import { generate } from "../../model/generate.ts";
@@ -476,21 +471,11 @@ async function measurePick(
   // `controls` per mode: zero / mean take that many random latents; steering and projection
   // half random latents (their decoder rows), half random directions.
   const n = settings.controls;
-  const pool = matchedLatents(reference, p.latent, Math.max(settings.matchPool, n));
-  const controlLatents = randomLatents(
-    sae.cfg.dSae,
-    n,
-    mixSeed(seed, labelSeed(`controls-${p.latent}`)),
-    [p.latent],
-    pool,
-  );
-  const halfLatents = controlLatents.slice(0, Math.ceil(n / 2));
-  const dirSeed = mixSeed(seed, labelSeed("directions")) >>> 1;
-  const controlDirections = randomUnitDirections(sae.cfg.dIn, Math.floor(n / 2), dirSeed).map((vector, index) => ({
-    seed: dirSeed,
-    index,
-    vector,
-  }));
+  const {
+    latents: controlLatents,
+    half: halfLatents,
+    directions: controlDirections,
+  } = controlSet(sae, reference, p.latent, { n, seed, matchPool: settings.matchPool });
   run.say(`   ${p.pick} pick, latent ${p.latent}: steering beside ${n} equal-search controls`);
   const steer = await measureSteer({
     select: ctx.base.select,
