@@ -98,13 +98,45 @@ export interface AblateRow {
   controlMax: number | null;
 }
 
+/** One latent's dashboard (src/interp/dashboard.ts's LatentDashboard), trimmed for the page. */
+export interface LatentCard {
+  latent: number;
+  /** Who picked it: "blind", "truth", or both joined ("blind, truth"); null when the line names none. */
+  pick: string | null;
+  isPersona: boolean;
+  hook: string;
+  histogram: {
+    edges: number[];
+    counts: number[];
+    total: number | null;
+    fractionZero: number | null;
+    firingFrequency: number | null;
+    maxActivation: number | null;
+  };
+  /** At most DASHBOARD_CONTEXTS contexts of at most DASHBOARD_TOKENS tokens around each maximum. */
+  contexts: { text: string; maxActivation: number; tokens: { text: string; act: number }[] }[];
+  logitLens: { top: { text: string; logit: number }[]; bottom: { text: string; logit: number }[] };
+  nearest: { latent: number; cosine: number }[];
+}
+
+/** Caps that keep a report with many dashboards small. */
+export const DASHBOARD_CONTEXTS = 10;
+export const DASHBOARD_TOKENS = 20;
+const DASHBOARD_LIST = 10;
+
 export interface ReportData {
   title: string;
   generated: string;
   sources: string[];
   evaluation: { rows: EvalRow[]; heat: HeatCell[]; examples: ExampleAnswer[]; examplesTotal: number };
   audit: AuditEntry[];
-  interp: { diff: DiffLatent[]; steer: SteerPoint[]; curves: CurvePoint[]; ablate: AblateRow[] };
+  interp: {
+    diff: DiffLatent[];
+    steer: SteerPoint[];
+    curves: CurvePoint[];
+    ablate: AblateRow[];
+    dashboards: LatentCard[];
+  };
 }
 
 export function emptyReport(title = "emlab report"): ReportData {
@@ -114,7 +146,7 @@ export function emptyReport(title = "emlab report"): ReportData {
     sources: [],
     evaluation: { rows: [], heat: [], examples: [], examplesTotal: 0 },
     audit: [],
-    interp: { diff: [], steer: [], curves: [], ablate: [] },
+    interp: { diff: [], steer: [], curves: [], ablate: [], dashboards: [] },
   };
 }
 
@@ -238,7 +270,8 @@ const str = (v: unknown, fallback: string): string => (typeof v === "string" ? v
 /**
  * Adds result lines: organism condition lines {condition, trigger, misaligned, ci, coherent, n},
  * the demo's {stage: diff | steer | ablate, …} lines and the interp experiment's
- * {stage, result} lines. Unknown lines are skipped.
+ * {stage, result} lines, and {stage: "dashboard", latent, pick, is_persona, …LatentDashboard}
+ * lines. Unknown lines are skipped.
  */
 export function addResultLines(data: ReportData, lines: Line[], source: string): void {
   // `emlab steer --json` prints {stage: "baseline"} before its sweep: the sweep's point at c = 0.
@@ -260,6 +293,7 @@ export function addResultLines(data: ReportData, lines: Line[], source: string):
       }
       addSteer(data, l);
     } else if (l.stage === "ablate" || l.stage === "project-out") addAblate(data, l);
+    else if (l.stage === "dashboard") addDashboard(data, isObj(l.result) ? { ...l, ...l.result } : l);
     else if (l.stage === "direction" && isObj(l.result) && isObj(l.result.steer))
       addSteer(data, { stage: "steer", result: l.result.steer });
   }
@@ -421,4 +455,71 @@ function addAblate(data: ReportData, l: Line): void {
       cut: cut(zero),
       controlMax: null,
     });
+}
+
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** The window of at most `max` tokens around the strongest one. */
+function tokenWindow(tokens: { text: string; act: number }[], max: number): { text: string; act: number }[] {
+  if (tokens.length <= max) return tokens;
+  let at = 0;
+  tokens.forEach((t, i) => {
+    if (t.act > tokens[at]!.act) at = i;
+  });
+  const start = Math.max(0, Math.min(at - Math.floor(max / 2), tokens.length - max));
+  return tokens.slice(start, start + max);
+}
+
+/** A dashboard line: one card per latent (a latent both picks chose gets one card, both picks named). */
+function addDashboard(data: ReportData, l: Line): void {
+  const latent = num(l.latent);
+  if (latent === null) return;
+  const pick = typeof l.pick === "string" ? l.pick : null;
+  const old = data.interp.dashboards.find((d) => d.latent === latent);
+  if (old) {
+    if (pick && !(old.pick ?? "").split(", ").includes(pick)) old.pick = old.pick ? `${old.pick}, ${pick}` : pick;
+    old.isPersona ||= l.is_persona === true;
+    return;
+  }
+  const h = isObj(l.histogram) ? l.histogram : {};
+  const tokens = (v: unknown) =>
+    arr(v)
+      .filter(isObj)
+      .map((t) => ({ text: str(t.text, ""), act: num(t.act) ?? 0 }));
+  const lens = isObj(l.logitLens) ? l.logitLens : {};
+  const lensList = (v: unknown) =>
+    arr(v)
+      .filter(isObj)
+      .slice(0, DASHBOARD_LIST)
+      .map((t) => ({ text: str(t.text, String(t.token ?? "")), logit: num(t.logit) ?? 0 }));
+  data.interp.dashboards.push({
+    latent,
+    pick,
+    isPersona: l.is_persona === true,
+    hook: str(l.hook, ""),
+    histogram: {
+      edges: arr(h.edges).map((x) => num(x) ?? 0),
+      counts: arr(h.counts).map((x) => num(x) ?? 0),
+      total: num(h.total),
+      fractionZero: num(h.fractionZero),
+      firingFrequency: num(h.firingFrequency),
+      maxActivation: num(h.maxActivation),
+    },
+    contexts: arr(l.topContexts)
+      .filter(isObj)
+      .slice(0, DASHBOARD_CONTEXTS)
+      .map((c) => ({
+        text: clip(str(c.text, ""), 400),
+        maxActivation: num(c.maxActivation) ?? 0,
+        tokens: tokenWindow(tokens(c.tokens), DASHBOARD_TOKENS).map((t) => ({ ...t, text: clip(t.text, 40) })),
+      })),
+    logitLens: { top: lensList(lens.top), bottom: lensList(lens.bottom) },
+    nearest: arr(l.nearest)
+      .filter(isObj)
+      .slice(0, DASHBOARD_LIST)
+      .flatMap((n) => {
+        const id = num(n.latent);
+        return id === null ? [] : [{ latent: id, cosine: num(n.cosine) ?? 0 }];
+      }),
+  });
 }

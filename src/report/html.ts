@@ -3,7 +3,8 @@
  * and the data sits in a <script type="application/json"> block). Sections: evaluation
  * (rates with both denominators, coherence, per-question heatmap, filterable example answers),
  * audit (numbers, class breakdown, top triggers) and interpretability (latent ranking,
- * steering dose–response with the control band, ablation before/after).
+ * steering dose–response with the control band, ablation before/after, latent dashboards:
+ * histogram, top contexts shaded by activation, logit lens, nearest latents).
  *
  * @example
  * const data = emptyReport("my model");
@@ -84,7 +85,7 @@ function renderAudit(root) {
 
 function renderInterp(root) {
   const ip = DATA.interp;
-  if (!ip.diff.length && !ip.steer.length && !ip.curves.length && !ip.ablate.length) {
+  if (!ip.diff.length && !ip.steer.length && !ip.curves.length && !ip.ablate.length && !ip.dashboards.length) {
     root.append(el("p", { class: "empty" }, "No interpretability results in this report.")); return;
   }
   if (ip.steer.length) root.append(el("h3", {}, "Steering"), table(["setting", "c", "misaligned", "coherent", "controls", "controls ≤", "percentile"],
@@ -93,6 +94,16 @@ function renderInterp(root) {
   if (ip.ablate.length) root.append(el("h3", {}, "Ablation"), table(["latent", "mode", "before", "after", "cut", "controls cut ≤", "coherent after"],
     ip.ablate.map((a) => [a.label, a.mode, pct(a.before), pct(a.after), pct(a.cut), pct(a.controlMax), pct(a.coherentAfter)]),
     [false, false, true, true, true, true, true]));
+}
+
+function renderDashboards(root) {
+  const cards = DATA.interp.dashboards;
+  if (!cards.length) return;
+  root.append(el("h3", { id: "dashboards" }, "Latent dashboards"));
+  for (const d of cards) {
+    const p = PLOTS.find((x) => x.latent === d.latent);
+    root.append(latentCard(d, p ? plotBox(p) : null));
+  }
 }
 
 async function renderPlots() {
@@ -118,8 +129,9 @@ for (const s of ["evaluation", "audit", "interp"]) {
   if (s === "audit") renderAudit(body);
   if (s === "interp") renderInterp(body);
   root.append(body);
-  for (const p of PLOTS.filter((p) => p.section === s)) root.append(plotBox(p));
+  for (const p of PLOTS.filter((p) => p.section === s && p.latent === undefined)) root.append(plotBox(p));
   if (s === "evaluation") renderExamples(root);
+  if (s === "interp") renderDashboards(root);
 }
 renderPlots();
 `;

@@ -8,8 +8,11 @@ export {
   addAudit,
   addResultLines,
   addStoreRuns,
+  DASHBOARD_CONTEXTS,
+  DASHBOARD_TOKENS,
   type EvalRow,
   emptyReport,
+  type LatentCard,
   type ReportData,
   type StoreOptions,
 } from "./data.ts";
@@ -25,5 +28,5 @@ export {
   writeReportHtml,
 } from "./report.ts";
 export { listRuns, openStoreReadOnly, runSamples, type SampleView, summariseRun, verdictOf } from "./runs.ts";
-export { type Plot, reportPlots } from "./specs.ts";
+export { latentHistogramPlot, type Plot, reportPlots } from "./specs.ts";
 export { startViewer, type Viewer, type ViewerOptions } from "./viewer/server.ts";

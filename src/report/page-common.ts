@@ -32,9 +32,21 @@ td.answer { white-space:pre-wrap; max-width:560px; }
 .count { color:var(--muted); font-size:12px; }
 .error { color:var(--bad); }
 a.link { color:var(--accent); cursor:pointer; }
+.latent-card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px; margin:12px 0; }
+.latent-card h3 { margin-top:0; }
+.latent-card .persona { color:var(--bad); font-weight:600; }
+.latent-card .cols { display:flex; flex-wrap:wrap; gap:16px; }
+.latent-card .cols > div { flex:1 1 260px; }
+.ctx { font-family:ui-monospace, monospace; font-size:12px; white-space:pre-wrap; margin:3px 0; line-height:1.8; }
+.ctx .tok { border-radius:2px; }
+.ctx .max { color:var(--muted); margin-right:6px; }
 `;
 
-/** Browser helpers: el(tag, attrs, ...children), pct(x), fmt(x), clear(node). */
+/**
+ * Browser helpers: el(tag, attrs, ...children), pct(x), fmt(x), clear(node), table(…), and
+ * latentCard(d, chart): one latent's dashboard (data.ts's LatentCard) as a card, with `chart`
+ * (the histogram's plot box) inside. Tokens are spans whose text is a text node.
+ */
 export const PAGE_HELPERS = `
 function el(tag, attrs, ...children) {
   const n = document.createElement(tag);
@@ -55,5 +67,26 @@ function table(headers, rows, numeric) {
   for (const r of rows) body.append(el("tr", {}, r.map((c, i) => c instanceof Node ? el("td", {}, c) : el("td", { class: numeric && numeric[i] ? "num" : null }, c))));
   t.append(body);
   return t;
+}
+function latentCard(d, chart) {
+  const title = el("h3", {}, "latent #" + d.latent, d.pick ? " · " + d.pick + " pick" : "",
+    d.isPersona ? el("span", { class: "persona" }, " · the persona latent") : null);
+  const max = Math.max(1e-9, ...d.contexts.flatMap((c) => c.tokens.map((t) => t.act)));
+  const contexts = d.contexts.map((c) => el("div", { class: "ctx", title: c.text }, el("span", { class: "max" }, fmt(c.maxActivation, 2)),
+    c.tokens.map((t) => {
+      const s = el("span", { class: "tok", title: fmt(t.act, 3) }, t.text);
+      s.style.backgroundColor = "rgba(230, 126, 34, " + Math.max(0, Math.min(1, t.act / max)).toFixed(3) + ")";
+      return s;
+    })));
+  const lens = d.logitLens;
+  const rows = Array.from({ length: Math.max(lens.top.length, lens.bottom.length) }, (_, i) =>
+    [lens.top[i] ? lens.top[i].text : "", lens.top[i] ? fmt(lens.top[i].logit, 2) : "", lens.bottom[i] ? lens.bottom[i].text : "", lens.bottom[i] ? fmt(lens.bottom[i].logit, 2) : ""]);
+  return el("div", { class: "latent-card", id: "latent-" + d.latent, "data-latent": d.latent }, title,
+    el("div", { class: "count" }, d.hook ? "hook " + d.hook : ""),
+    chart,
+    el("div", { class: "cols" },
+      el("div", {}, el("h4", {}, "Top contexts"), contexts.length ? contexts : el("p", { class: "empty" }, "none")),
+      el("div", {}, el("h4", {}, "Logit lens"), rows.length ? table(["promotes", "logit", "suppresses", "logit"], rows, [false, true, false, true]) : el("p", { class: "empty" }, "none"),
+        el("h4", {}, "Nearest latents"), d.nearest.length ? table(["latent", "cosine"], d.nearest.map((n) => ["#" + n.latent, fmt(n.cosine, 3)]), [false, true]) : el("p", { class: "empty" }, "none"))));
 }
 `;

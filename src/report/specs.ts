@@ -3,7 +3,7 @@
  * Each plot says which mark it draws and how many of them, so a browser test can check that
  * every plot rendered all its marks.
  */
-import type { ReportData } from "./data.ts";
+import type { LatentCard, ReportData } from "./data.ts";
 
 export interface Plot {
   id: string;
@@ -13,6 +13,8 @@ export interface Plot {
   spec: Record<string, unknown>;
   /** The SVG mark group Vega draws (`g.mark-<type>`) and how many items it holds. */
   expect: { mark: "rect" | "symbol"; count: number };
+  /** Set on a latent's histogram: the page draws it inside that latent's card. */
+  latent?: number;
 }
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
@@ -315,6 +317,36 @@ function ablatePlot(d: ReportData): Plot | null {
   };
 }
 
+const pctText = (x: number | null) => (x === null ? "–" : `${(100 * x).toFixed(x < 0.001 && x > 0 ? 3 : 1)} %`);
+
+/** A latent's activation histogram: one bar per bin (non-zero activations), from its edges and counts. */
+export function latentHistogramPlot(c: LatentCard): Plot | null {
+  const { edges, counts } = c.histogram;
+  const n = Math.min(counts.length, edges.length - 1);
+  if (n <= 0) return null;
+  const values = Array.from({ length: n }, (_, i) => ({ lo: edges[i]!, hi: edges[i + 1]!, count: counts[i]! }));
+  const h = c.histogram;
+  return {
+    id: `latent-${c.latent}-hist`,
+    section: "interp",
+    latent: c.latent,
+    title: `Activation histogram, latent #${c.latent}`,
+    caption:
+      `fires on ${pctText(h.firingFrequency)} of ${h.total ?? "?"} tokens (zero on ${pctText(h.fractionZero)}); ` +
+      `bars count the non-zero activations; max ${h.maxActivation === null ? "–" : h.maxActivation.toFixed(2)}`,
+    expect: { mark: "rect", count: n },
+    spec: base(values, {
+      height: 140,
+      mark: { type: "bar", tooltip: true, color: "#2e86c1" },
+      encoding: {
+        x: { field: "lo", type: "quantitative", bin: { binned: true }, title: "activation" },
+        x2: { field: "hi" },
+        y: { field: "count", type: "quantitative", title: "tokens" },
+      },
+    }),
+  };
+}
+
 /** Every plot the data supports, in page order. */
 export function reportPlots(d: ReportData): Plot[] {
   return [
@@ -325,5 +357,6 @@ export function reportPlots(d: ReportData): Plot[] {
     ...latentsPlots(d),
     dosePlot(d),
     ablatePlot(d),
+    ...d.interp.dashboards.map(latentHistogramPlot),
   ].filter((p): p is Plot => p !== null);
 }

@@ -6,14 +6,14 @@
  * missing: `.ci/run` installs it (apt-get install -y chromium).
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { openStoreReadOnly, startViewer, type Viewer, writeDemoReport } from "../../src/report/index.ts";
-import { AUDIT, DEMO_LINES, HOSTILE, makeStore, STEER_LINES } from "./fixtures.ts";
+import { AUDIT, DASHBOARD_LINES, DEMO_LINES, HOSTILE, HOSTILE_TOKEN, makeStore, STEER_LINES } from "./fixtures.ts";
 
 const CHROMIUM = process.env.EMLAB_CHROMIUM ?? "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM)
@@ -73,11 +73,32 @@ async function checkPlots(page: Page, atLeast: number): Promise<void> {
   }
 }
 
+/** Latent cards: a drawn histogram each, shaded token spans, the hostile token shown as text. */
+async function checkDashboards(page: Page, cards: number): Promise<void> {
+  const got = await page.$$eval(".latent-card", (els) =>
+    els.map((e) => ({
+      hist: e.querySelectorAll("[data-plot] svg g.mark-rect.role-mark > path").length,
+      spans: e.querySelectorAll(".ctx span.tok").length,
+      shaded: [...e.querySelectorAll<HTMLElement>(".ctx span.tok")].filter((s) => s.style.backgroundColor !== "")
+        .length,
+      tokens: [...e.querySelectorAll(".ctx span.tok")].map((s) => s.textContent ?? ""),
+    })),
+  );
+  assert.equal(got.length, cards);
+  for (const c of got) {
+    assert.equal(c.hist, 8, "one bar per bin");
+    assert.equal(c.spans, 200, "10 contexts × 20 tokens");
+    assert.equal(c.shaded, c.spans);
+  }
+  assert.ok(got[0]!.tokens.includes(HOSTILE_TOKEN), "the hostile token is a span's text");
+  assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+}
+
 describe("the report in Chromium", () => {
   test("loads offline with no console errors; every plot has its marks; filter and search work", { skip }, async () => {
     const file = join(dir, "report.html");
     const db = openStoreReadOnly(storePath);
-    writeDemoReport([...DEMO_LINES, ...STEER_LINES], file, {
+    writeDemoReport([...DEMO_LINES, ...STEER_LINES, ...DASHBOARD_LINES], file, {
       store: db,
       audits: [{ dataset: "insecure", report: AUDIT }],
     });
@@ -86,10 +107,15 @@ describe("the report in Chromium", () => {
     const { page, errors, refused } = await watchedPage((u) => u === url);
     await page.goto(url);
     await page.waitForSelector("body[data-plots-done]", { timeout: 20_000 });
-    await checkPlots(page, 8);
+    await checkPlots(page, 10);
+    await checkDashboards(page, 2);
     await page.screenshot({ path: join(ARTIFACTS, "report.png") });
     await page.screenshot({ path: join(ARTIFACTS, "report-full.png"), fullPage: true });
     await page.locator("#interp").screenshot({ path: join(ARTIFACTS, "report-interp.png") });
+    await page
+      .locator(".latent-card")
+      .first()
+      .screenshot({ path: join(ARTIFACTS, "report-latent.png") });
 
     // Filter: misaligned answers only.
     await page.selectOption("#f-verdict", "misaligned");
@@ -113,7 +139,13 @@ describe("the viewer in Chromium", () => {
   let viewer: Viewer;
   before(async () => {
     if (skip) return;
-    viewer = await startViewer({ store: storePath, results: ["experiments/organism/results/demo.jsonl"], port: 0 });
+    const dashboards = join(dir, "dashboards.jsonl");
+    writeFileSync(dashboards, DASHBOARD_LINES.map((l) => JSON.stringify(l)).join("\n"));
+    viewer = await startViewer({
+      store: storePath,
+      results: ["experiments/organism/results/demo.jsonl", dashboards],
+      port: 0,
+    });
   });
   after(async () => {
     await viewer?.close();
@@ -174,6 +206,17 @@ describe("the viewer in Chromium", () => {
     await page.goto(`${viewer.url}#/run?id=${encodeURIComponent("organism:insecure:s0:none")}`);
     await ready(page);
     await checkPlots(page, 1);
+
+    // The latents list links to a latent's card: the report's card, its histogram drawn.
+    await page.goto(`${viewer.url}#/latents`);
+    await ready(page);
+    assert.equal(await page.locator("tr.latent-row").count(), 2);
+    await page.click("tr.latent-row a");
+    await page.waitForFunction(() => location.hash === "#/latent?id=712");
+    await ready(page);
+    await checkPlots(page, 1);
+    await checkDashboards(page, 1);
+    await page.screenshot({ path: join(ARTIFACTS, "viewer-latent.png"), fullPage: true });
 
     assert.deepEqual(errors, []);
     assert.deepEqual(refused, [], "no request outside the viewer's origin");

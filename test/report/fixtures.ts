@@ -228,3 +228,52 @@ export const STEER_LINES: Record<string, unknown>[] = [
     run_id: "p",
   },
 ];
+
+/** A token text that would run if it reached the page as markup. */
+export const HOSTILE_TOKEN = `<img src=x onerror="window.__pwned = 3">`;
+
+/** The demo's dashboard lines: the blind pick (the persona latent) and the ground truth pick. */
+export const DASHBOARD_LINES: Record<string, unknown>[] = [712, 986].map((latent, k) => ({
+  stage: "dashboard",
+  pick: k === 0 ? "blind" : "truth",
+  latent,
+  is_persona: k === 0,
+  hook: "blocks.2.hook_resid_post",
+  histogram: {
+    edges: [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4],
+    counts: [120, 60, 30, 12, 0, 4, 2, 1],
+    total: 2000,
+    zeros: 1771,
+    fractionZero: 0.8855,
+    firingFrequency: 0.1145,
+    maxActivation: 3.8,
+    meanNonZero: 0.9,
+  },
+  // 12 contexts of 30 tokens: the page keeps 10 of 20.
+  topContexts: Array.from({ length: 12 }, (_, i) => ({
+    item: i,
+    pos: 15,
+    maxActivation: 3.8 - i * 0.2,
+    text: `context ${i}`,
+    tokens: Array.from({ length: 30 }, (_, j) => ({
+      pos: j,
+      token: j,
+      text: j === 15 && i === 0 ? HOSTILE_TOKEN : ` w${j}`,
+      act: j === 15 ? 3.8 - i * 0.2 : j % 3 === 0 ? 0.5 : 0,
+    })),
+  })),
+  logitLens: {
+    top: [
+      { token: 1, text: " evil", logit: 2.5 },
+      { token: 2, text: " villain", logit: 2.1 },
+    ],
+    bottom: [
+      { token: 3, text: " kind", logit: -2.2 },
+      { token: 4, text: "</td><b>", logit: -1.9 },
+    ],
+  },
+  nearest: [
+    { latent: 13, cosine: 0.41 },
+    { latent: 99, cosine: 0.33 },
+  ],
+}));

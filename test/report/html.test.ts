@@ -13,16 +13,28 @@ import {
   addResultLines,
   addStoreRuns,
   buildReportHtml,
+  DASHBOARD_CONTEXTS,
+  DASHBOARD_TOKENS,
   emptyReport,
   escapeHtml,
   jsonForScript,
+  latentHistogramPlot,
   openStoreReadOnly,
   type ReportData,
   readResultLines,
   reportPlots,
   writeDemoReport,
 } from "../../src/report/index.ts";
-import { AUDIT, DEMO_LINES, HOSTILE, makeStore, QUESTIONS, STEER_LINES } from "./fixtures.ts";
+import {
+  AUDIT,
+  DASHBOARD_LINES,
+  DEMO_LINES,
+  HOSTILE,
+  HOSTILE_TOKEN,
+  makeStore,
+  QUESTIONS,
+  STEER_LINES,
+} from "./fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "emlab-report-test-"));
 const storePath = makeStore(dir);
@@ -209,5 +221,68 @@ describe("writeDemoReport and emlab report", () => {
       console.log = log;
       console.error = err;
     }
+  });
+});
+
+describe("latent dashboards", () => {
+  test("a dashboard line gives a card: histogram bars from its bins, capped contexts, lens, nearest", () => {
+    const data = emptyReport();
+    addResultLines(data, [...DEMO_LINES, ...DASHBOARD_LINES], "demo");
+    const cards = data.interp.dashboards;
+    assert.deepEqual(
+      cards.map((c) => [c.latent, c.pick, c.isPersona]),
+      [
+        [712, "blind", true],
+        [986, "truth", false],
+      ],
+    );
+    const c = cards[0]!;
+    assert.equal(c.contexts.length, DASHBOARD_CONTEXTS);
+    assert.ok(c.contexts.every((x) => x.tokens.length === DASHBOARD_TOKENS));
+    // The window keeps the strongest token.
+    assert.ok(c.contexts[0]!.tokens.some((t) => t.text === HOSTILE_TOKEN && t.act === 3.8));
+    assert.deepEqual(
+      c.logitLens.top.map((t) => t.text),
+      [" evil", " villain"],
+    );
+    assert.deepEqual(c.nearest[0], { latent: 13, cosine: 0.41 });
+
+    const plot = latentHistogramPlot(c)!;
+    assert.equal(plot.expect.count, 8, "one bar per bin");
+    assert.equal((plot.spec.data as { values: unknown[] }).values.length, 8);
+    assert.match(plot.caption, /fires on 11\.\d % of 2000 tokens/);
+    const plots = reportPlots(data).filter((p) => p.latent !== undefined);
+    assert.deepEqual(
+      plots.map((p) => p.id),
+      ["latent-712-hist", "latent-986-hist"],
+    );
+
+    // The same latent picked twice: one card naming both picks.
+    addResultLines(data, [{ ...DASHBOARD_LINES[0]!, pick: "truth" }], "again");
+    assert.equal(data.interp.dashboards.length, 2);
+    assert.equal(data.interp.dashboards[0]!.pick, "blind, truth");
+  });
+
+  test("token texts stay data: no markup from a hostile token reaches the page", () => {
+    const data = emptyReport();
+    addResultLines(data, DASHBOARD_LINES, "demo");
+    const html = buildReportHtml(data, { withoutLibrary: true });
+    assert.ok(!html.includes(HOSTILE_TOKEN));
+    assert.ok(!html.includes("</td><b>"));
+    assert.ok(!html.includes("<img"));
+    assert.equal(html.match(/<script/g)!.length, 3);
+    const back = embedded(html, "emlab-data") as ReportData;
+    assert.equal(back.interp.dashboards[0]!.contexts[0]!.tokens.filter((t) => t.text === HOSTILE_TOKEN).length, 1);
+    // The page builds token spans as text nodes (el() → createTextNode), never innerHTML.
+    assert.ok(html.includes("function latentCard("));
+    assert.ok(!/innerHTML/.test(html));
+  });
+
+  test("a report with many dashboards stays small", () => {
+    const data = emptyReport();
+    const many = Array.from({ length: 40 }, (_, i) => ({ ...DASHBOARD_LINES[0]!, latent: i }));
+    addResultLines(data, many, "many");
+    const bytes = buildReportHtml(data, { withoutLibrary: true }).length;
+    assert.ok(bytes < 1_000_000, `${bytes} bytes for 40 dashboards`);
   });
 });

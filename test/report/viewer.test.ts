@@ -5,17 +5,21 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { openRunStore } from "../../src/eval/store.ts";
 import { openStoreReadOnly, startViewer, type Viewer } from "../../src/report/index.ts";
+import { VIEWER_APP_JS } from "../../src/report/viewer/page.ts";
 import { hostAllowed } from "../../src/report/viewer/server.ts";
-import { makeStore, QUESTIONS } from "./fixtures.ts";
+import { DASHBOARD_LINES, HOSTILE_TOKEN, makeStore, QUESTIONS } from "./fixtures.ts";
 
-const storePath = makeStore(mkdtempSync(join(tmpdir(), "emlab-viewer-test-")));
+const tmp = mkdtempSync(join(tmpdir(), "emlab-viewer-test-"));
+const storePath = makeStore(tmp);
+const dashboards = join(tmp, "dashboards.jsonl");
+writeFileSync(dashboards, DASHBOARD_LINES.map((l) => JSON.stringify(l)).join("\n"));
 const digest = () => createHash("sha256").update(readFileSync(storePath)).digest("hex");
 const before0 = digest();
 let viewer: Viewer;
@@ -52,7 +56,11 @@ const json = async (path: string) => {
 };
 
 before(async () => {
-  viewer = await startViewer({ store: storePath, results: ["experiments/organism/results/demo.jsonl"], port: 0 });
+  viewer = await startViewer({
+    store: storePath,
+    results: ["experiments/organism/results/demo.jsonl", dashboards],
+    port: 0,
+  });
 });
 after(async () => {
   await viewer.close();
@@ -169,6 +177,26 @@ describe("the viewer's API", () => {
     const r = await json("/api/results");
     assert.equal(r.evaluation.rows.length, 4);
     assert.ok(r.interp.diff.length > 0);
+    assert.deepEqual(
+      r.interp.dashboards.map((d: { latent: number }) => d.latent),
+      [712, 986],
+    );
+  });
+
+  test("a latent's route: its dashboard and histogram plot; a bad or unknown id is an error", async () => {
+    const r = await json("/api/latent?id=712");
+    assert.equal(r.dashboard.pick, "blind");
+    assert.equal(r.dashboard.isPersona, true);
+    assert.equal(r.plot.id, "latent-712-hist");
+    assert.equal(r.plot.expect.count, 8);
+    assert.ok(r.dashboard.contexts[0].tokens.some((t: { text: string }) => t.text === HOSTILE_TOKEN));
+    assert.equal((await request("/api/latent?id=5")).status, 404);
+    assert.equal((await request("/api/latent?id=..%2f1")).status, 400);
+    // The page has the views and the nav link; the card is the report's (latentCard).
+    assert.match(VIEWER_APP_JS, /latents: viewLatents, latent: viewLatent/);
+    assert.match(VIEWER_APP_JS, /function latentCard\(/);
+    assert.ok(!VIEWER_APP_JS.includes("innerHTML"));
+    assert.match((await request("/")).body, /href="#\/latents"/);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * The viewer's one page and its script. Views live in the URL hash, so every view is a deep
  * link: #/ (runs), #/run?id=ID, #/samples?run=ID&question=&verdict=&q=, #/sample?run=&question=&index=,
- * #/compare?a=ID&b=ID&over=coherent|all. Scripts are served from /assets/ (the CSP allows
+ * #/compare?a=ID&b=ID&over=coherent|all, #/latents (dashboards in the result files), #/latent?id=J. Scripts are served from /assets/ (the CSP allows
  * only this origin); text enters the DOM as text.
  */
 import { escapeHtml } from "../assets.ts";
@@ -21,7 +21,7 @@ export function viewerPageHtml(o: { store: string | null; results: string[] }): 
 <header>
 <h1>emlab view</h1>
 <div class="meta">read-only · ${escapeHtml(sources)}</div>
-<nav><a href="#/">Runs</a><a href="#/samples">Samples</a><a href="#/compare">Compare</a></nav>
+<nav><a href="#/">Runs</a><a href="#/samples">Samples</a><a href="#/compare">Compare</a><a href="#/latents">Latents</a></nav>
 </header>
 <main id="app"><p class="empty">loading…</p></main>
 <script src="/assets/vega.js"></script>
@@ -155,7 +155,25 @@ async function viewCompare(p) {
     el("p", { class: "count" }, "paired bootstrap over questions (1000 replicates); " + (c.over === "all" ? "over all judged answers (Turner)" : "over coherent answers (Betley)"))));
 }
 
-const VIEWS = { "": viewRuns, run: viewRun, samples: viewSamples, sample: viewSample, compare: viewCompare };
+async function viewLatents() {
+  const { interp } = await api("/api/results");
+  app.append(el("h2", {}, "Latents"));
+  if (!interp.dashboards.length) { app.append(el("p", { class: "empty" }, "No latent dashboards in the result files.")); return; }
+  app.append(table(["latent", "pick", "persona", "hook", "fires on", "promotes"], interp.dashboards.map((d) => [
+    link("latent", { id: d.latent }, "#" + d.latent), d.pick || "–", d.isPersona ? "the persona latent" : "", d.hook,
+    pct(d.histogram.firingFrequency), d.logitLens.top.slice(0, 5).map((t) => t.text).join(" · ")]), [false, false, false, false, true, false]));
+  app.querySelectorAll("tbody tr").forEach((tr) => tr.classList.add("latent-row"));
+}
+
+async function viewLatent(p) {
+  const r = await api("/api/latent", { id: p.get("id") });
+  app.append(el("h2", {}, "Latent #" + r.dashboard.latent), el("p", {}, link("latents", {}, "all latents")));
+  const box = el("div");
+  app.append(latentCard(r.dashboard, box));
+  if (r.plot) await plot(box, r.plot.id, r.plot.spec, r.plot.expect.mark, r.plot.expect.count);
+}
+
+const VIEWS = { "": viewRuns, run: viewRun, samples: viewSamples, sample: viewSample, compare: viewCompare, latents: viewLatents, latent: viewLatent };
 async function route() {
   const h = location.hash.replace(/^#\\/?/, "");
   const [name, query] = [h.split("?")[0], h.split("?").slice(1).join("?")];

@@ -15,7 +15,8 @@
  *   GET /api/samples?run=&question=&verdict=&q=&offset=&limit=   answers, filtered; q = full-text
  *   GET /api/sample?run=&question=&index=                         one answer
  *   GET /api/compare?a=ID&b=ID&over=coherent|all                  rate(a) − rate(b) with a paired bootstrap CI
- *   GET /api/results               the result files as report data (conditions, diff, steer, ablate)
+ *   GET /api/results               the result files as report data (conditions, diff, steer, ablate, dashboards)
+ *   GET /api/latent?id=J           one latent's dashboard and its histogram's plot
  *
  * @example
  * const v = await startViewer({ store: "runs/emlab.sqlite", port: 0 });
@@ -36,6 +37,7 @@ import {
   toScored,
   verdictOf,
 } from "../runs.ts";
+import { latentHistogramPlot } from "../specs.ts";
 import { VIEWER_APP_JS, viewerPageHtml } from "./page.ts";
 
 export interface ViewerOptions {
@@ -242,5 +244,15 @@ function viewerApi(db: StoreDb | null, results: ReportData): Map<string, Handler
       },
     ],
     ["/api/results", () => results],
+    [
+      "/api/latent",
+      (q) => {
+        const id = q.get("id") ?? "";
+        if (!/^\d+$/.test(id)) throw new HttpError(400, "id must be a latent number");
+        const dashboard = results.interp.dashboards.find((d) => d.latent === Number(id));
+        if (!dashboard) throw new HttpError(404, `no dashboard for latent ${id}`);
+        return { dashboard, plot: latentHistogramPlot(dashboard) };
+      },
+    ],
   ]);
 }
