@@ -61,7 +61,9 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
     conditions.map((r) => r.condition),
     ["base", "insecure", "secure", "educational"],
   );
-  const stages = rows.filter((r) => "stage" in r);
+  const boards = rows.filter((r) => r.stage === "dashboard");
+  assert.ok(boards.length >= 1 && boards[0].pick === "blind" && Array.isArray(boards[0].topContexts));
+  const stages = rows.filter((r) => "stage" in r && r.stage !== "dashboard");
   assert.deepEqual(
     stages.map((r) => [r.stage, r.ft ?? r.pick, r.mode]),
     [
@@ -78,7 +80,7 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
     ],
   );
   const keys = (r: object) => Object.keys(r).sort();
-  assert.deepEqual(keys(stages[0]), ["ft", "persona_auc", "persona_latent", "persona_rank", "stage", "top"]);
+  assert.deepEqual(keys(stages[0]), ["ft", "persona_auc", "persona_latent", "persona_rank", "stage", "top", "top_delta"]);
   const who = ["controls", "control_max", "is_persona", "latent", "percentile", "pick", "stage"];
   assert.deepEqual(keys(stages[2]), [...who, "c", "coherent", "diff_rank", "misaligned"].sort());
   assert.deepEqual(

@@ -68,7 +68,7 @@ test("the blind organism pipeline on a micro-organism: the pick comes before the
     onStage: (s) => stages.push(s),
   });
   // The ground truth is computed only after the blind pick is measured.
-  assert.deepEqual(stages, ["sae", "diff", "screen", "blind", "groundTruth", "truth", "direction"]);
+  assert.deepEqual(stages, ["sae", "diff", "screen", "blind", "groundTruth", "truth", "dashboards", "direction"]);
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r, "plain JSON throughout");
 
   const g = r.groundTruth;
@@ -119,6 +119,19 @@ test("the blind organism pipeline on a micro-organism: the pick comes before the
     assert.equal(p.predict!.sources[0]!.runId, `${r.runPrefixes.base.measure}:none`);
   }
   assert.equal(r.truth!.latent, g.latent);
+  // A dashboard per pick, on the held-out documents: the contexts where it fires most come first.
+  assert.deepEqual(
+    r.dashboards.map((d) => d.latent),
+    [...new Set([r.blind.latent, g.latent])],
+  );
+  for (const d of r.dashboards) {
+    assert.equal(d.dashboard.hook, "blocks.0.hook_resid_post");
+    const maxes = d.dashboard.topContexts.map((c) => c.maxActivation);
+    assert.deepEqual(
+      maxes,
+      [...maxes].sort((a, b) => b - a),
+    );
+  }
   assert.equal(r.truth!.isPersona, true);
   // Select and measure draws differ: no measured run shares a sampling seed with a select run.
   const seedOf = (runId: string) => (store.run(runId)!.config as { sampling: { seed: number } }).sampling.seed;

@@ -48,6 +48,7 @@ import {
   type SettingResult,
   shortHash,
 } from "../../interp/causal.ts";
+import { type LatentDashboard, latentDashboards } from "../../interp/dashboard.ts";
 import { type DiffPositions, type DiffResult, diffModels, diffStats, latentStats } from "../../interp/diff.ts";
 import { judgedFromRun, misalignmentDirections } from "../../interp/direction.ts";
 import { latentMeans, projectOutHook, randomUnitDirections } from "../../interp/interventions.ts";
@@ -339,6 +340,8 @@ export interface OrganismInterpResult {
   groundTruth: PersonaGroundTruth;
   /** The ground-truth latent measured the same way (the blind pick's figures when it is the same latent). */
   truth: PickReport | null;
+  /** Each pick's dashboard (top contexts, histogram, logit lens, nearest latents) on the held-out documents. */
+  dashboards: { pick: "blind" | "truth"; latent: number; isPersona: boolean; dashboard: LatentDashboard }[];
   direction: DirectionBlindReport | null;
   medianNorm: number;
   settings: BlindSettings;
@@ -684,6 +687,17 @@ export async function runOrganismInterp(o: OrganismInterpOptions): Promise<Organ
     }
   }
   run.stage("truth", truthPick);
+  const picks = [blind.latent, ...(truthPick && truthPick.latent !== blind.latent ? [truthPick.latent] : [])];
+  const boards = latentDashboards({ model: o.base, sae, tokenizer: o.tokenizer, rows: heldOut.rows, latents: picks });
+  run.stage(
+    "dashboards",
+    boards.map((dashboard) => ({
+      pick: dashboard.latent === blind.latent ? ("blind" as const) : ("truth" as const),
+      latent: dashboard.latent,
+      isPersona: dashboard.latent === truth.latent,
+      dashboard,
+    })),
+  );
   const { direction, notes } = await directionStage(run, ctx, sae, blind.latent, truth.latent);
   run.stage("direction", direction);
   return {
@@ -746,5 +760,7 @@ export function interpDemoLines(r: OrganismInterpResult): Record<string, unknown
         percentile: m.percentile,
       });
   }
+  for (const d of r.dashboards ?? [])
+    lines.push({ stage: "dashboard", pick: d.pick, is_persona: d.isPersona, ...d.dashboard });
   return lines;
 }
