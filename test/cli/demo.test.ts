@@ -80,7 +80,15 @@ test("emlab demo: audits the datasets, one JSON line per organism condition, the
     ],
   );
   const keys = (r: object) => Object.keys(r).sort();
-  assert.deepEqual(keys(stages[0]), ["ft", "persona_auc", "persona_latent", "persona_rank", "stage", "top", "top_delta"]);
+  assert.deepEqual(keys(stages[0]), [
+    "ft",
+    "persona_auc",
+    "persona_latent",
+    "persona_rank",
+    "stage",
+    "top",
+    "top_delta",
+  ]);
   const who = ["controls", "control_max", "is_persona", "latent", "percentile", "pick", "stage"];
   assert.deepEqual(keys(stages[2]), [...who, "c", "coherent", "diff_rank", "misaligned"].sort());
   assert.deepEqual(
