@@ -15,8 +15,8 @@
  *   to bf16 once and cached (half the memory traffic when decoding). Whatever writes
  *   weights in place calls `markWeightsChanged(arrays)` (the optimisers, mergeLora).
  */
-import { type MatmulArgs, type MatmulBackend, matmulBackend, matmulInto } from "./matmul.ts";
-import { blasAvailable, nativeKernels } from "./native.ts";
+import { callGemm, type MatmulArgs, type MatmulBackend, matmulBackend, matmulInto } from "./matmul.ts";
+import { blasAvailable, type GemmFn, nativeKernels } from "./native.ts";
 
 export type ComputeDtype = "fp32" | "bf16";
 
@@ -47,20 +47,7 @@ export function parseDtype(v: unknown, where = "dtype"): ComputeDtype {
 
 interface Bf16Addon {
   bf16Info(): { avx512bf16: boolean };
-  sbgemm(
-    a: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    batchA: number,
-    batchB: number,
-    m: number,
-    k: number,
-    n: number,
-    transA: boolean,
-    transB: boolean,
-    alpha: number,
-    beta: number,
-  ): void;
+  sbgemm: GemmFn;
   bf16PackedLength(n: number, k: number): number;
   bf16PackWeight(w: Float32Array, n: number, k: number, out: Uint16Array): void;
   bf16Linear(
@@ -112,21 +99,7 @@ export function matmulBf16Into(args: MatmulArgs, which: MatmulBackend = matmulBa
   const mod = which === "native" ? addon() : null;
   if (mod) {
     // (timed by nativeKernels' proxy under EMLAB_PROFILE=1)
-    const { a, b, out, batchA, batchB, m, k, n } = args;
-    mod.sbgemm(
-      a,
-      b,
-      out,
-      batchA,
-      batchB,
-      m,
-      k,
-      n,
-      !!args.transA,
-      !!args.transB,
-      args.alpha ?? 1,
-      args.accumulate ? 1 : 0,
-    );
+    callGemm(mod.sbgemm, args);
     return;
   }
   matmulInto({ ...args, a: roundBf16(args.a), b: roundBf16(args.b) }, which);

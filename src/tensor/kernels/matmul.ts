@@ -11,7 +11,7 @@
  * EMLAB_BACKEND=native|ort|ts picks one. Under "native" the fused non-matmul kernels run in
  * the addon's C where it has them and on onnxruntime otherwise (fused.ts).
  */
-import { blasAvailable, blasInfo, blasLoadError, blasSgemm, blasThreads } from "./native.ts";
+import { blasAvailable, blasInfo, blasLoadError, blasSgemm, blasThreads, type GemmFn } from "./native.ts";
 import { ortAvailable, ortLoadError, ortRun, ortSession, ortThreads } from "./ort.ts";
 
 export type MatmulBackend = "native" | "ort" | "ts";
@@ -75,6 +75,12 @@ export interface MatmulArgs {
   accumulate?: boolean;
 }
 
+/** Calls a positional GEMM with one problem's arguments. */
+export function callGemm(fn: GemmFn, args: MatmulArgs): void {
+  const { a, b, out, batchA, batchB, m, k, n } = args;
+  fn(a, b, out, batchA, batchB, m, k, n, !!args.transA, !!args.transB, args.alpha ?? 1, args.accumulate ? 1 : 0);
+}
+
 export function matmulInto(args: MatmulArgs, which: MatmulBackend = backend): void {
   const { batchA, batchB } = args;
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
@@ -85,21 +91,7 @@ export function matmulInto(args: MatmulArgs, which: MatmulBackend = backend): vo
     return;
   }
   if (which === "native") {
-    const { a, b, out, m, k, n } = args;
-    blasSgemm(
-      a,
-      b,
-      out,
-      batchA,
-      batchB,
-      m,
-      k,
-      n,
-      !!args.transA,
-      !!args.transB,
-      args.alpha ?? 1,
-      args.accumulate ? 1 : 0,
-    );
+    callGemm(blasSgemm, args);
     return;
   }
   if (args.accumulate) {

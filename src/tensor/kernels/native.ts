@@ -243,8 +243,8 @@ export function setBlasThreads(n: number): void {
   blas?.setThreads(n);
 }
 
-/** out[i] = alpha · op(A[i]) · op(B[i]) + beta · out[i] over the batch (a batch of 1 broadcasts). */
-export function blasSgemm(
+/** A positional GEMM entry point: out[i] = alpha · op(A[i]) · op(B[i]) + beta · out[i] (native sgemm, bf16 sbgemm). */
+export type GemmFn = (
   a: Float32Array,
   b: Float32Array,
   out: Float32Array,
@@ -257,7 +257,10 @@ export function blasSgemm(
   transB: boolean,
   alpha: number,
   beta: number,
-): void {
+) => void;
+
+/** out[i] = alpha · op(A[i]) · op(B[i]) + beta · out[i] over the batch (a batch of 1 broadcasts). */
+export const blasSgemm: GemmFn = (a, b, out, batchA, batchB, m, k, n, transA, transB, alpha, beta) => {
   const mod = loadBlas();
   if (!mod) throw new Error(`BLAS bridge unavailable: ${loadError}`);
   if (!profiling) {
@@ -268,4 +271,4 @@ export function blasSgemm(
   mod.sgemm(a, b, out, batchA, batchB, m, k, n, transA, transB, alpha, beta);
   const shape = `${batchA}x${m}x${k}${transA ? "ᵀ" : ""} @ ${batchB}x${k}x${n}${transB ? "ᵀ" : ""}`;
   recordKernel(`native sgemm ${shape}${beta ? " +=" : ""}`, performance.now() - t0);
-}
+};
