@@ -29,6 +29,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { loadModel, saveModel } from "../model/checkpoint.ts";
+import type { Hook } from "../model/hooks.ts";
 import { attachLora, detachLora, type LoraConfig, loadLora, loraConfigOf, saveLora } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import {
@@ -118,7 +119,17 @@ export interface FinetuneOptions {
   baseModel?: string;
   /** Files copied into every full-model folder (the tokenizer's). */
   copyFiles?: string[];
-  onCheckpoint?: (info: CheckpointInfo) => void | Promise<void>;
+  /**
+   * Called after each checkpoint is written, with the model in memory at that step (a watcher
+   * reads it there). Returning "stop" ends the run at this step: the final weights are this
+   * checkpoint's and the result's `stoppedAt` says so (early stopping).
+   */
+  onCheckpoint?: (info: CheckpointInfo) => void | "stop" | Promise<void | "stop">;
+  /**
+   * Hooks active in every training forward (not in evaluation): preventative steering adds the
+   * persona direction here so the gradient need not move the weights along it.
+   */
+  hooks?: readonly Hook[];
   onStep?: (log: StepLog) => void;
   /** Called once at the start (done = the resumed step) and after every step; the caller renders it. */
   onProgress?: (p: TrainProgress) => void;
@@ -150,6 +161,8 @@ export interface FinetuneResult {
   checkpoints: string[];
   tokensPerSecond: number;
   mode: "lora" | "full";
+  /** The step at which onCheckpoint asked to stop; absent when the run went to its end. */
+  stoppedAt?: number;
 }
 
 export const TRAIN_LOG_FILE = "train_log.jsonl";
@@ -254,7 +267,8 @@ function accumulateGradients(o: FinetuneOptions, micro: SftBatch[], step: number
   micro.forEach((b, k) => {
     // Dropout draws from a stream fixed by (seed, micro-batch index): nothing to save for resume.
     if (model.adapter) model.adapter.rng = new Rng(mixSeed(seed, 0xd20f, step * gradAccum + k));
-    const loss = ops.crossEntropy(model.forward(b.ids, b.B, b.T, { keyMask: b.keyMask, training: true }), b.targets);
+    const logits = model.forward(b.ids, b.B, b.T, { keyMask: b.keyMask, training: true, hooks: o.hooks });
+    const loss = ops.crossEntropy(logits, b.targets);
     const value = loss.item();
     if (!Number.isFinite(value)) {
       clearTape();
@@ -272,7 +286,7 @@ async function saveStep(
   o: FinetuneOptions,
   c: { settings: RunSettings; perEpoch: number; ckptRoot: string; opt: AdamW },
   log: StepLog,
-): Promise<string> {
+): Promise<{ dir: string; stop: boolean }> {
   const microDone = log.step * c.settings.gradAccum;
   const state: TrainerState = {
     format: "emlab-sft/1",
@@ -291,8 +305,8 @@ async function saveStep(
     for (const old of listCheckpoints(c.ckptRoot).slice(0, -o.keepCheckpoints))
       rmSync(old, { recursive: true, force: true });
   }
-  await o.onCheckpoint?.({ step: log.step, dir, loss: log.loss });
-  return dir;
+  const verdict = await o.onCheckpoint?.({ step: log.step, dir, loss: log.loss });
+  return { dir, stop: verdict === "stop" };
 }
 
 async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
@@ -333,6 +347,7 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
   const t0 = performance.now();
   let tokensSeen = 0;
   let finalLoss = resumed?.state.loss ?? Number.NaN;
+  let stoppedAt: number | undefined;
   for (let step = startStep; step < totalSteps; step++) {
     const micro = Array.from({ length: gradAccum }, (_, k) => microBatch(step * gradAccum + k));
     const loss = accumulateGradients(o, micro, step, opt);
@@ -364,8 +379,14 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
       total: totalSteps,
       fields: { loss, "tok/s": log.tokens_per_s },
     });
-    if ((saveEvery > 0 && (step + 1) % saveEvery === 0) || step + 1 === totalSteps)
-      checkpoints.push(await saveStep(o, { settings, perEpoch, ckptRoot, opt }, log));
+    if ((saveEvery > 0 && (step + 1) % saveEvery === 0) || step + 1 === totalSteps) {
+      const saved = await saveStep(o, { settings, perEpoch, ckptRoot, opt }, log);
+      checkpoints.push(saved.dir);
+      if (saved.stop && step + 1 < totalSteps) {
+        stoppedAt = step + 1;
+        break;
+      }
+    }
   }
   writeFinal(model, out, mode, o);
   const elapsed = (performance.now() - t0) / 1000;
@@ -377,6 +398,7 @@ async function finetuneRun(o: FinetuneOptions): Promise<FinetuneResult> {
     checkpoints,
     tokensPerSecond: tokensSeen / Math.max(elapsed, 1e-9),
     mode,
+    ...(stoppedAt === undefined ? {} : { stoppedAt }),
   };
 }
 
