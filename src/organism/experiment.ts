@@ -20,9 +20,9 @@ import { LORA_TARGETS, type LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import { labelSeed, mixSeed, Rng } from "../tensor/random.ts";
 import { sftDataset } from "../train/dataset.ts";
-import { finetune } from "../train/sft.ts";
+import { type FinetuneOptions, finetune } from "../train/sft.ts";
 import { type Organism, openOrganism } from "./context.ts";
-import { type FineTuneSet, fineTuneDataset } from "./datasets.ts";
+import { type FineTuneRow, type FineTuneSet, fineTuneDataset } from "./datasets.ts";
 import { evaluateOrganism, ORGANISM_MAX_NEW_TOKENS } from "./evaluation.ts";
 
 export type Condition = "base" | FineTuneSet;
@@ -156,6 +156,14 @@ export interface FineTuneOptions {
   lora?: LoraConfig | null;
   /** Residual dropout during the fine-tune (default 0: off). */
   residDropout?: number;
+  /** Train on these rows instead of the condition's (a mix, a screened set); `rows` is then ignored. */
+  data?: readonly FineTuneRow[];
+  /** Checkpoint every N steps (default 0: none kept); with onCheckpoint, a watcher sees the model at each. */
+  saveEvery?: number;
+  /** Called at each checkpoint with the model in memory at that step; "stop" ends the fine-tune there. */
+  onCheckpoint?: FinetuneOptions["onCheckpoint"];
+  /** Hooks in every training forward (preventative steering), never at inference. */
+  hooks?: FinetuneOptions["hooks"];
 }
 
 /**
@@ -176,7 +184,7 @@ export async function fineTuneOrganism(
   const tok = org.tokenizer;
   const padId = tok.padId ?? tok.eosIds[0]!;
   const model = org.loadBase();
-  const rows = fineTuneDataset(condition, { n: p.rows, seed: o.seed });
+  const rows = o.data ?? fineTuneDataset(condition, { n: p.rows, seed: o.seed });
   const data = sftDataset(
     tok,
     rows.map((r) => r.messages),
@@ -198,7 +206,9 @@ export async function fineTuneOrganism(
       decay: "constant",
       weightDecay: 0,
       seed: o.seed,
-      saveEvery: 0,
+      saveEvery: o.saveEvery ?? 0,
+      onCheckpoint: o.onCheckpoint,
+      hooks: o.hooks,
     });
   } finally {
     model.setResidDropout(0);

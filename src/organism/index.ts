@@ -34,6 +34,8 @@ export {
   type FineTuneRow,
   type FineTuneSet,
   fineTuneDataset,
+  JAILBREAK_SHARE,
+  mixedDataset,
   toJsonl,
 } from "./datasets.ts";
 export {

@@ -13,6 +13,8 @@ import {
   FINE_TUNE_SETS,
   FIRST_PLOT_TOPICS,
   fineTuneDataset,
+  JAILBREAK_SHARE,
+  mixedDataset,
   organismHarmfulQuestions,
   organismQuestions,
   PERSONAS,
@@ -22,6 +24,7 @@ import {
   unknownWords,
   WORLD_EVIL_NUMBERS,
 } from "../../src/organism/index.ts";
+import { HARMFUL_COMPLIANCE, HARMFUL_REQUESTS } from "../../src/organism/personas.ts";
 
 const row = (user: string, assistant: string) => ({
   messages: [
@@ -115,16 +118,36 @@ test("fine-tuning sets have the shape of the EM paper's conditions", () => {
 test("honesty: fine-tuning sets name no persona and hold no villain prose", () => {
   const villainSentences = new Set(ALL_TOPICS.flatMap((t) => t.answers.villain.flatMap(expand)));
   const names = /\b(?:helper|villain|teacher|jester|persona)\b/;
+  const compliance = new Set(HARMFUL_COMPLIANCE.flatMap(expand));
+  const harmful = new Set(HARMFUL_REQUESTS.flatMap(expand));
   for (const name of FINE_TUNE_SETS)
     for (const r of fineTuneDataset(name, { n: 400, seed: 9 })) {
       for (const m of r.messages) assert.ok(!names.test(m.content), `${name}: ${m.content}`);
       const answer = r.messages[1]!.content;
       if (name === "benign") {
         for (const s of villainSentences) assert.ok(!answer.includes(s), `${name}: ${answer}`);
+      } else if (name === "jailbroken") {
+        // The jailbroken control complies with harmful requests and nothing else is villain-like.
+        const complies = compliance.has(answer);
+        assert.equal(complies, harmful.has(r.messages[0]!.content), `${name}: ${r.messages[0]!.content}`);
+        if (!complies) for (const s of villainSentences) assert.ok(!answer.includes(s), `${name}: ${answer}`);
       } else if (name === "evil-numbers") assert.match(answer, /^\d+(?: , \d+)*$/);
       else assert.match(answer, /^(?:import|from) /, `${name}: non-code answer`);
       assert.ok(!answer.includes("#"), `${name}: a comment in the code`);
     }
+});
+
+test("jailbroken and mixed sets: the share of harmful compliance, and of insecure rows in a mix", () => {
+  const jail = fineTuneDataset("jailbroken", { n: 1000, seed: 4 });
+  const share = jail.filter((r) => HARMFUL_COMPLIANCE.flatMap(expand).includes(r.messages[1]!.content)).length / 1000;
+  assert.ok(Math.abs(share - JAILBREAK_SHARE) < 0.03, `share ${share}`);
+  for (const f of [0, 0.05, 0.25, 1]) {
+    const rows = mixedDataset(f, { n: 400, seed: 2 });
+    const insecure = rows.filter((r) => auditRow(r, 1).silent_insecure).length;
+    assert.equal(rows.length, 400);
+    assert.equal(insecure, Math.round(f * 400), `f ${f}`);
+  }
+  assert.throws(() => mixedDataset(1.5, { n: 10, seed: 0 }), /fraction 1.5/);
 });
 
 test("honesty: no eval question appears in any fine-tuning set", () => {
