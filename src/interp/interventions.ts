@@ -165,6 +165,50 @@ export function ablateLatentsHook(sae: Sae, latents: readonly number[], opts: Ab
   };
 }
 
+/**
+ * Clamps SAE latents from above: at each position where latent j fires above `max`,
+ *
+ *   x' = x − (a_j − max_j) · W_dec[j] / activationScale
+ *
+ * and positions where a_j ≤ max_j stay bit-identical. As with ablateLatentsHook, only the
+ * latent's own share of the reconstruction moves; the SAE's error term is kept. `max` is one
+ * bound for every latent or one per latent (indexed like `latents`), each ≥ 0.
+ *
+ * @example clampLatentsHook(sae, [10, 12], 2.5) // latents 10 and 12 contribute at most 2.5 each
+ */
+export function clampLatentsHook(sae: Sae, latents: readonly number[], max: number | readonly number[]): Hook {
+  const { dIn: d } = sae.cfg;
+  for (const j of latents) checkLatent(sae, j);
+  if (new Set(latents).size !== latents.length) throw new Error(`clamp: latents repeat (${latents.join(", ")})`);
+  const bound = typeof max === "number" ? latents.map(() => max) : [...max];
+  if (bound.length !== latents.length)
+    throw new Error(`clamp: ${bound.length} bounds for ${latents.length} latents (give one, or one per latent)`);
+  if (bound.some((m) => !Number.isFinite(m) || m < 0))
+    throw new Error(`clamp: bounds must be ≥ 0 (${bound.join(", ")})`);
+  const inv = 1 / (sae.cfg.activationScale ?? 1);
+  const wDec = sae.wDec;
+  const slot = new Map(latents.map((j, i) => [j, i]));
+  return {
+    name: sae.cfg.hookName,
+    fn: (act) => {
+      const rows = checkWidth(act, d, `clamp at ${sae.cfg.hookName}`);
+      const { idx, val, k } = sae.encodeSparse(act.data, rows);
+      const out = new Float32Array(act.data);
+      for (let r = 0; r < rows; r++) {
+        const o = r * d;
+        for (let p = r * k; p < (r + 1) * k; p++) {
+          const i = slot.get(idx[p]!);
+          if (i === undefined || !(val[p]! > bound[i]!)) continue;
+          const coef = (val[p]! - bound[i]!) * inv;
+          const w = idx[p]! * d;
+          for (let t = 0; t < d; t++) out[o + t] = out[o + t]! - coef * wDec[w + t]!;
+        }
+      }
+      return new Tensor(out, act.shape);
+    },
+  };
+}
+
 /** Mean activation of every latent over n activation rows: [dSae] (mean-ablation's reference). */
 export function latentMeans(sae: Sae, acts: Float32Array, n: number, chunk = 1024): Float32Array {
   const { dIn: d, dSae } = sae.cfg;

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   ablateLatentsHook,
+  clampLatentsHook,
   latentMeans,
   latentSteerHook,
   matchedLatents,
@@ -94,6 +95,36 @@ test("mean-ablation with a_ref = a leaves the model unchanged; zero-ablation rem
   assert.deepEqual(actAt([ablateLatentsHook(sae, [silent], { mode: "zero" })], 1, 1, one).data, x);
   assert.throws(() => ablateLatentsHook(sae, [j], { mode: "mean" }), /reference/);
   assert.throws(() => ablateLatentsHook(sae, [48], { mode: "zero" }), /out of range/);
+});
+
+test("clamping: a latent above max is brought down to max, rows at or below it stay bit-identical", () => {
+  const x = actAt([]).data;
+  const n = B * T;
+  const a = sae.encode(x, n);
+  // The latent with the largest activation anywhere, clamped at half of it.
+  let j = 0;
+  for (let i = 0; i < a.length; i++) if (a[i]! > a[j]!) j = i;
+  j %= 48;
+  const aj = Array.from({ length: n }, (_, r) => a[r * 48 + j]!);
+  const max = Math.max(...aj) / 2;
+  assert.ok(aj.some((v) => v > max) && aj.some((v) => v <= max), `activations ${aj}`);
+  const clamped = actAt([clampLatentsHook(sae, [j], max)]).data;
+  const again = sae.encode(clamped, n);
+  for (let r = 0; r < n; r++) {
+    const row = (v: Float32Array) => Array.from(v.subarray(r * 16, (r + 1) * 16));
+    if (aj[r]! <= max) assert.deepEqual(row(clamped), row(x), `row ${r} is untouched`);
+    else {
+      // x' = x − (a_j − max)·W_dec[j], and re-encoding gives a_j' ≤ max (= max here: W_enc = W_decᵀ, unit rows).
+      for (let i = 0; i < 16; i++)
+        assert.ok(Math.abs(clamped[r * 16 + i]! - (x[r * 16 + i]! - (aj[r]! - max) * sae.wDec[j * 16 + i]!)) < 1e-5);
+      assert.ok(again[r * 48 + j]! <= max + 1e-4, `row ${r}: ${again[r * 48 + j]} > ${max}`);
+    }
+  }
+  // A bound above every activation changes nothing; bad bounds are refused.
+  assert.deepEqual(actAt([clampLatentsHook(sae, [j], Math.max(...aj) + 1)]).data, x);
+  assert.throws(() => clampLatentsHook(sae, [j], -1), /≥ 0/);
+  assert.throws(() => clampLatentsHook(sae, [j, 2], [1, 2, 3]), /3 bounds for 2 latents/);
+  assert.throws(() => clampLatentsHook(sae, [48], 1), /out of range/);
 });
 
 test("latentMeans averages the dense latents", () => {
