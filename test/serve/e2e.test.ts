@@ -184,7 +184,8 @@ describe("emlab serve", () => {
       [{ model: "tiny", messages: hi, top_logprobs: 21, logprobs: true }, "top_logprobs"],
       [{ model: "tiny", messages: hi, top_logprobs: 5 }, "top_logprobs"],
       [{ model: "tiny", messages: [] }, "messages"],
-      [{ model: "tiny", messages: hi, stream: true }, "stream"],
+      [{ model: "tiny", messages: hi, stream: "yes" }, "stream"],
+      [{ model: "tiny", messages: hi, stream_options: { include_usage: true } }, "stream_options"],
       [{ messages: hi }, "model"],
       ["{not json", null],
     ];
