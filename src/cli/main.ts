@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   finetune: () => import("./finetune.ts"),
   generate: () => import("./generate.ts"),
   serve: () => import("./serve.ts"),
+  guard: () => import("./guard.ts"),
   sae: () => import("./sae.ts"),
   diff: () => import("./diff.ts"),
   steer: () => import("./steer.ts"),
