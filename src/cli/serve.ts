@@ -79,6 +79,9 @@ function apiKeyOf(v: { "api-key"?: string; "api-key-env"?: string }): string | u
     throw new CliError("give --api-key or --api-key-env, not both", EXIT.usage);
   if (v["api-key"] !== undefined) {
     if (v["api-key"].trim() === "") throw new CliError("--api-key is empty", EXIT.usage);
+    console.error(
+      "emlab serve: note: a key given with --api-key shows in the process list; --api-key-env NAME does not",
+    );
     return v["api-key"];
   }
   const name = v["api-key-env"];

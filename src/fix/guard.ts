@@ -458,8 +458,9 @@ export interface GuardEvaluation {
 /**
  * Misalignment and coherence without and with the guard, each a run in the store
  * (`<runPrefix>:none` and `<runPrefix>:guard-<hash>`), judged and sampled alike (same seeds:
- * a paired comparison). The guarded run is evaluated exactly as causal.ts's evaluateSetting
- * evaluates a setting; its config records the guard file, hash and interventions.
+ * a paired comparison; `drawsPerSetting` is not used). The guarded run is evaluated as
+ * causal.ts's evaluateSetting evaluates a setting (InterventionSpec has no guard kind, so
+ * the run is made here); its config records the guard file, hash and interventions.
  */
 export async function evaluateGuard(o: CausalEvalOptions, guard: LoadedGuard): Promise<GuardEvaluation> {
   const before = await evaluateSetting(o, noIntervention);

@@ -197,3 +197,19 @@ describe("--api-key", () => {
     assert.doesNotMatch(JSON.stringify(r.json), /sk-secret/);
   });
 });
+
+test("`emlab serve`: --api-key with --api-key-env, or an unset variable, is a usage error", async () => {
+  const { main } = await import("../../src/cli/main.ts");
+  const err: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => void err.push(a.join(" "));
+  try {
+    delete process.env.EMLAB_UNSET_KEY_FOR_TEST;
+    assert.equal(await main(["serve", "--model", modelDir, "--api-key", "k", "--api-key-env", "X"]), 2);
+    assert.match(err.join("\n"), /give --api-key or --api-key-env, not both/);
+    assert.equal(await main(["serve", "--model", modelDir, "--api-key-env", "EMLAB_UNSET_KEY_FOR_TEST"]), 2);
+    assert.match(err.join("\n"), /EMLAB_UNSET_KEY_FOR_TEST: the environment variable is unset or empty/);
+  } finally {
+    console.error = error;
+  }
+});
