@@ -3,10 +3,20 @@
  * chat JSONL file. The output folder holds the adapter (PEFT layout) or the full model,
  * checkpoints/step-N/ (resumable) and train_log.jsonl.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import {
+  loadPreventDirection,
+  PREVENT_FILE,
+  type PreventDirection,
+  type PreventMode,
+  preventionHooks,
+  preventionRecord,
+} from "../fix/prevent.ts";
+import { medianResidualNorm } from "../interp/activations/collect.ts";
 import { ChatTemplateError } from "../model/chat-template.ts";
 import { CheckpointError, loadModel } from "../model/checkpoint.ts";
+import type { Hook } from "../model/hooks.ts";
 import { LORA_TARGETS, type LoraConfig } from "../model/lora.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer, TokenizerError } from "../model/tokenizer.ts";
@@ -17,6 +27,7 @@ import {
   loadSftJsonl,
   ResumeError,
   SftDataError,
+  type SftExample,
   TRAIN_LOG_FILE,
 } from "../train/index.ts";
 import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, numberOption, parseOptions } from "./common.ts";
@@ -27,6 +38,7 @@ export const summary = "fine-tune a model on chat JSONL (LoRA or full; checkpoin
 const LORA = "LoRA (without --lora-rank: full fine-tuning of every weight)";
 const TRAIN = "training";
 const CKPT = "checkpoints";
+const PREVENT = "preventative steering (hooks during training only; never saved)";
 
 export const flags = {
   model: {
@@ -102,6 +114,24 @@ export const flags = {
     group: CKPT,
   },
   overwrite: { type: "boolean", help: "start afresh in an --out that already holds a run", group: CKPT },
+  prevent: {
+    type: "string",
+    arg: "SPEC",
+    help: "a direction file, or SAE_DIR:LATENT (the latent's decoder row at the\nSAE's hook): add --coef × median residual norm × û there in every\ntraining forward",
+    group: PREVENT,
+  },
+  "prevent-layer": {
+    type: "string",
+    arg: "L",
+    help: "which layer of a direction file (default its middle one)",
+    group: PREVENT,
+  },
+  coef: { type: "string", arg: "C", help: "steering strength c of --prevent", group: PREVENT },
+  caft: {
+    type: "boolean",
+    help: "instead of adding it, project --prevent's direction out during training\n(concept-ablation fine-tuning)",
+    group: PREVENT,
+  },
   quiet: { type: "boolean", help: "no progress bar" },
   ...HELP_FLAG,
 } as const;
@@ -124,7 +154,7 @@ export interface FinetuneHooks {
   onCheckpoint?: (info: CheckpointInfo) => void | Promise<void>;
 }
 
-export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<number> {
+export async function run(argv: string[], cliHooks: FinetuneHooks = {}): Promise<number> {
   const { values: v } = parseOptions(argv, flags, false);
   if (v.help) {
     console.log(HELP);
@@ -142,6 +172,7 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
   }
   if (v.dtype !== undefined && v.dtype !== "fp32" && v.dtype !== "bf16")
     throw new CliError(`--dtype must be fp32 or bf16, got '${v.dtype}'`, EXIT.usage);
+  const prevent = preventOptions(v);
   const modelDir = v.model!;
   if (!existsSync(join(modelDir, "config.json"))) {
     throw new CliError(
@@ -159,6 +190,7 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
       );
     }
     const padId = tok.padId ?? tok.eosIds[0] ?? 0;
+    const hooks = prevent ? preventionSetup(prevent, model, tok, data.examples, v.out!) : undefined;
     const res = await finetune({
       model,
       data,
@@ -182,7 +214,8 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
       dtype: v.dtype as "fp32" | "bf16" | undefined,
       baseModel: resolve(modelDir),
       copyFiles: TOKENIZER_FILES.map((f) => join(modelDir, f)).filter((p) => existsSync(p)),
-      onCheckpoint: hooks.onCheckpoint,
+      onCheckpoint: cliHooks.onCheckpoint,
+      ...(hooks ? { hooks } : {}),
       onProgress: progressRenderer({ quiet: v.quiet }),
     });
     const what = res.mode === "lora" ? "adapter" : "model";
@@ -199,6 +232,69 @@ export async function run(argv: string[], hooks: FinetuneHooks = {}): Promise<nu
 }
 
 type Values = ReturnType<typeof parseOptions<typeof flags>>["values"];
+
+interface PreventFlags {
+  spec: string;
+  layer: number | undefined;
+  mode: PreventMode;
+  coef: number | undefined;
+}
+
+/** --prevent / --coef / --caft, checked before anything is loaded. */
+function preventOptions(v: Values): PreventFlags | undefined {
+  if (!v.prevent) {
+    for (const k of ["coef", "caft", "prevent-layer"] as const)
+      if (v[k] !== undefined) throw new CliError(`--${k} needs --prevent SPEC`, EXIT.usage);
+    return undefined;
+  }
+  const mode: PreventMode = v.caft ? "caft" : "steer";
+  if (mode === "caft" && v.coef !== undefined)
+    throw new CliError("--caft projects the direction out: it takes no --coef", EXIT.usage);
+  if (mode === "steer" && v.coef === undefined)
+    throw new CliError("--prevent needs --coef C (or --caft to project the direction out)", EXIT.usage);
+  return {
+    spec: v.prevent,
+    layer: v["prevent-layer"] === undefined ? undefined : intOption("prevent-layer", v["prevent-layer"], 0, 0),
+    mode,
+    coef: v.coef === undefined ? undefined : numberOption("coef", v.coef, 0),
+  };
+}
+
+/**
+ * The training hooks of --prevent: the direction (checked against the model), α's unit (the
+ * median residual norm at the hook over the first 64 training rows' tokens, before training),
+ * and prevent.json in --out saying what was applied.
+ */
+function preventionSetup(
+  p: PreventFlags,
+  model: CausalLM,
+  tok: Tokenizer,
+  examples: readonly SftExample[],
+  out: string,
+): Hook[] {
+  let dir: PreventDirection;
+  try {
+    dir = loadPreventDirection(p.spec, { layer: p.layer });
+  } catch (err) {
+    throw new CliError(`--prevent: ${(err as Error).message}`);
+  }
+  if (dir.direction.length !== model.config.hidden)
+    throw new CliError(
+      `--prevent ${p.spec}: the direction has ${dir.direction.length} dimensions, the model ${model.config.hidden}`,
+    );
+  const medianNorm =
+    p.mode === "steer"
+      ? medianResidualNorm(
+          model,
+          examples.slice(0, 64).map((e) => ({ ids: Array.from(e.ids) })),
+          { hook: dir.hookName, tokenizer: tok },
+        )
+      : undefined;
+  const o = { mode: p.mode, coef: p.coef, medianNorm };
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, PREVENT_FILE), `${JSON.stringify(preventionRecord(dir, o), null, 2)}\n`);
+  return preventionHooks(dir, o);
+}
 
 function loraOptions(v: Values): LoraConfig | undefined {
   if (v["lora-rank"] === undefined) {

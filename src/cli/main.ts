@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   audit: () => import("./audit.ts"),
   eval: () => import("./eval.ts"),
   finetune: () => import("./finetune.ts"),
+  realign: () => import("./realign.ts"),
   generate: () => import("./generate.ts"),
   serve: () => import("./serve.ts"),
   guard: () => import("./guard.ts"),

@@ -64,12 +64,12 @@ describe("every command's flags follow the shared vocabulary", () => {
   test("shared meanings share one spelling", () => {
     const defining = (flag: string) => [...modules].filter(([, m]) => flag in m.flags).map(([n]) => n);
     // Batch size, token budget, run names and the model: one spelling each, used by several commands.
-    assert.deepEqual(defining("batch-size").sort(), ["finetune", "sae", "serve"]);
-    assert.deepEqual(defining("max-new-tokens").sort(), ["generate", "guard", "screen", "serve", "steer"]);
+    assert.deepEqual(defining("batch-size").sort(), ["finetune", "realign", "sae", "serve"]);
+    assert.deepEqual(defining("max-new-tokens").sort(), ["generate", "guard", "realign", "screen", "serve", "steer"]);
     assert.deepEqual(defining("run-id").sort(), ["diff", "eval", "guard", "report", "steer"]);
-    for (const name of ["diff", "finetune", "generate", "guard", "sae", "screen", "serve", "steer"])
+    for (const name of ["diff", "finetune", "generate", "guard", "realign", "sae", "screen", "serve", "steer"])
       assert.ok(defining("model").includes(name), `${name} --model`);
-    for (const name of ["diff", "generate", "guard", "sae", "screen", "serve", "steer"])
+    for (const name of ["diff", "generate", "guard", "realign", "sae", "screen", "serve", "steer"])
       assert.ok(defining("adapter").includes(name), `${name} --adapter`);
     for (const [name, m] of modules)
       if ("out" in m.flags) assert.equal(m.flags.out!.type, "string", `${name} --out names a file or folder`);
