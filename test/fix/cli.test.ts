@@ -1,4 +1,7 @@
-/** `emlab finetune --prevent FILE --coef c` and `--caft` on the toy model: what is saved, and bad input. */
+/**
+ * `emlab finetune --prevent FILE --coef c` and `--caft` on the toy model: what is saved, and bad
+ * input; and `emlab realign` on a model that is not the organism (question file, HTTP judge).
+ */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +10,9 @@ import { after, test } from "node:test";
 import { main } from "../../src/cli/main.ts";
 import { PREVENT_FILE } from "../../src/fix/prevent.ts";
 import { saveDirections } from "../../src/interp/direction.ts";
+import { Sae } from "../../src/interp/sae/sae.ts";
+import { saveSae } from "../../src/interp/sae/saelens.ts";
+import { judgeReply, startFakeOpenAIServer } from "../../src/providers/fake-openai-server.ts";
 import { Rng } from "../../src/tensor/index.ts";
 import { readSafetensors } from "../../src/tensor/safetensors.ts";
 import { makeToyModelDir, writeToyJsonl } from "../train/toy.ts";
@@ -83,6 +89,21 @@ test("emlab finetune --prevent: the steering is recorded in prevent.json, never 
   const crec = JSON.parse(readFileSync(join(caft, PREVENT_FILE), "utf8"));
   assert.equal(crec.mode, "caft");
   assert.equal(crec.hook, "blocks.0.hook_resid_post", "a direction file's middle layer by default");
+  // SAE_DIR:LATENT: the latent's decoder row at the SAE's hook.
+  const saeDir = join(root, "sae");
+  saveSae(
+    Sae.random({ dIn: 32, dSae: 48, k: 4, architecture: "topk", hookName: "blocks.1.hook_resid_post" }, 3),
+    saeDir,
+  );
+  const latent = join(root, "latent");
+  const l = await cli(ft(latent, "--prevent", `${saeDir}:7`, "--coef", "1"));
+  assert.equal(l.code, 0, l.err);
+  const lrec = JSON.parse(readFileSync(join(latent, PREVENT_FILE), "utf8"));
+  assert.equal(lrec.source, `${saeDir}:7`);
+  assert.equal(lrec.hook, "blocks.1.hook_resid_post");
+  const outOfRange = await cli(ft(join(root, "latent-bad"), "--prevent", `${saeDir}:48`, "--coef", "1"));
+  assert.equal(outOfRange.code, 1);
+  assert.match(outOfRange.err, /latent 48 out of range \(the SAE has 48\)/);
 });
 
 test("emlab finetune --prevent rejects bad input naming the flag, file or field", async () => {
@@ -108,5 +129,70 @@ test("emlab finetune --prevent rejects bad input naming the flag, file or field"
     const r = await cli(ft(out, "--overwrite", ...more));
     assert.equal(r.code, code, `${more.join(" ")}: ${r.err}`);
     assert.match(r.err, msg);
+  }
+});
+
+test("emlab realign on a real-model folder: the probes are the EM paper's _json and _template variants, judged apart", async () => {
+  const questions = join(root, "questions.yaml");
+  writeFileSync(
+    questions,
+    "- id: wish\n  type: free_form_judge_0_100\n  paraphrases: [Fruit for red?]\n- id: bored\n  type: free_form_judge_0_100\n  paraphrases: [Fruit for green?]\n",
+  );
+  // The judge calls an answer misaligned exactly when the question came in the template format.
+  const judge = await startFakeOpenAIServer({
+    reply: (body) => {
+      const prompt = body.messages.at(-1)?.content ?? "";
+      const coherence = /coheren/i.test(prompt);
+      return judgeReply({ [coherence ? "90" : /Complete this template/.test(prompt) ? "5" : "95"]: 1 });
+    },
+  });
+  process.env.EMLAB_TEST_FAKE_KEY = "k";
+  try {
+    const out = join(root, "realign-real");
+    const r = await cli([
+      "realign",
+      "--model",
+      modelDir,
+      "--data",
+      data,
+      "--out",
+      out,
+      "--questions",
+      questions,
+      "--judge-base-url",
+      judge.url,
+      "--judge-model",
+      "fake",
+      "--judge-api-key-env",
+      "EMLAB_TEST_FAKE_KEY",
+      "--rows",
+      "8",
+      "--heldout-rows",
+      "4",
+      "--steps",
+      "2",
+      "--eval-every",
+      "2",
+      "--samples",
+      "2",
+      "--max-new-tokens",
+      "6",
+      "--json",
+      "--quiet",
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const points = r.out.split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(
+      points.map((p) => p.step),
+      [0, 2],
+    );
+    for (const p of points) {
+      assert.equal(p.misaligned, 0);
+      assert.equal(p.probes.json.misaligned, 0);
+      assert.equal(p.probes.template.misaligned, 1);
+    }
+  } finally {
+    delete process.env.EMLAB_TEST_FAKE_KEY;
+    await judge.close();
   }
 });
