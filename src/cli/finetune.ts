@@ -30,6 +30,7 @@ import {
   type SftExample,
   TRAIN_LOG_FILE,
 } from "../train/index.ts";
+import { type Calibration, loadCalibration, modelHash, Watcher } from "../watch/index.ts";
 import { CliError, EXIT, formatHelp, HELP_FLAG, intOption, numberOption, parseOptions } from "./common.ts";
 import { progressRenderer } from "./progress.ts";
 
@@ -38,6 +39,7 @@ export const summary = "fine-tune a model on chat JSONL (LoRA or full; checkpoin
 const LORA = "LoRA (without --lora-rank: full fine-tuning of every weight)";
 const TRAIN = "training";
 const CKPT = "checkpoints";
+const WATCH = "early warning (emlab watch)";
 const PREVENT = "preventative steering (hooks during training only; never saved)";
 
 export const flags = {
@@ -114,6 +116,13 @@ export const flags = {
     group: CKPT,
   },
   overwrite: { type: "boolean", help: "start afresh in an --out that already holds a run", group: CKPT },
+  watch: {
+    type: "string",
+    arg: "CAL",
+    help: "watch the persona signal at every checkpoint (a calibration from emlab watch calibrate);\nlines in --out's watch-timeline.jsonl, exit 3 on alert (--save-every defaults to 5)",
+    group: WATCH,
+  },
+  "stop-on-alert": { type: "boolean", help: "with --watch: stop at the first checkpoint that alerts", group: WATCH },
   prevent: {
     type: "string",
     arg: "SPEC",
@@ -191,6 +200,8 @@ export async function run(argv: string[], cliHooks: FinetuneHooks = {}): Promise
     }
     const padId = tok.padId ?? tok.eosIds[0] ?? 0;
     const hooks = prevent ? preventionSetup(prevent, model, tok, data.examples, v.out!) : undefined;
+    if (v["stop-on-alert"] && !v.watch) throw new CliError("--stop-on-alert needs --watch CAL", EXIT.usage);
+    const watch = v.watch ? liveWatcher(v.watch, model, tok, v.out!, Boolean(v["stop-on-alert"])) : null;
     const res = await finetune({
       model,
       data,
@@ -206,7 +217,7 @@ export async function run(argv: string[], cliHooks: FinetuneHooks = {}): Promise
       decay: schedule as "linear" | "cosine" | "constant",
       weightDecay: numberOption("weight-decay", v["weight-decay"], 0),
       maxGradNorm: numberOption("max-grad-norm", v["max-grad-norm"], 1),
-      saveEvery: int("save-every", 0, 0),
+      saveEvery: int("save-every", watch ? 5 : 0, 0),
       keepCheckpoints: v["keep-checkpoints"] === undefined ? undefined : int("keep-checkpoints", 1),
       resumeFrom: v.resume,
       overwrite: v.overwrite,
@@ -214,15 +225,26 @@ export async function run(argv: string[], cliHooks: FinetuneHooks = {}): Promise
       dtype: v.dtype as "fp32" | "bf16" | undefined,
       baseModel: resolve(modelDir),
       copyFiles: TOKENIZER_FILES.map((f) => join(modelDir, f)).filter((p) => existsSync(p)),
-      onCheckpoint: cliHooks.onCheckpoint,
+      onCheckpoint: async (info) => {
+        await cliHooks.onCheckpoint?.(info);
+        return watch?.onCheckpoint(info);
+      },
       ...(hooks ? { hooks } : {}),
       onProgress: progressRenderer({ quiet: v.quiet }),
     });
     const what = res.mode === "lora" ? "adapter" : "model";
     const from = res.startStep > 0 ? ` (resumed at step ${res.startStep})` : "";
+    const stopped = res.stoppedAt === undefined ? "" : ` (stopped on alert at step ${res.stoppedAt})`;
     console.error(
-      `emlab finetune: ${res.steps} steps${from}, final loss ${res.finalLoss.toFixed(4)}, ${res.tokensPerSecond.toFixed(0)} tok/s; ${what} in ${v.out}`,
+      `emlab finetune: ${res.stoppedAt ?? res.steps} steps${from}${stopped}, final loss ${res.finalLoss.toFixed(4)}, ${res.tokensPerSecond.toFixed(0)} tok/s; ${what} in ${v.out}`,
     );
+    if (watch) {
+      const first = watch.watcher.firstAlert();
+      console.error(
+        `emlab finetune: watch: ${first ? `first alert at step ${first.step}` : "no alert"}; timeline ${watch.timeline}`,
+      );
+      if (first) return EXIT.thresholdFailed;
+    }
     return EXIT.ok;
   } catch (err) {
     const known = [SftDataError, ResumeError, CheckpointError, TokenizerError, ChatTemplateError, NonFiniteLossError];
@@ -232,6 +254,39 @@ export async function run(argv: string[], cliHooks: FinetuneHooks = {}): Promise
 }
 
 type Values = ReturnType<typeof parseOptions<typeof flags>>["values"];
+
+/**
+ * --watch CAL: the calibration checked against this base (same weights, probe set and hook),
+ * and a watcher that reads the model in memory at each checkpoint (prevention hooks off: the
+ * model as it would answer), appending to --out's watch-timeline.jsonl (a resumed run skips
+ * checkpoints already in it).
+ */
+function liveWatcher(calPath: string, base: CausalLM, tok: Tokenizer, out: string, stopOnAlert: boolean) {
+  let cal: Calibration;
+  try {
+    cal = loadCalibration(calPath, { baseHash: modelHash(base) });
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  mkdirSync(out, { recursive: true });
+  const timeline = join(out, WATCH_TIMELINE);
+  const watcher = new Watcher(cal, tok, { timeline }, calPath);
+  return {
+    watcher,
+    timeline,
+    onCheckpoint: async (info: CheckpointInfo): Promise<"stop" | undefined> => {
+      const line = await watcher.observe(base, { checkpoint: info.dir, step: info.step });
+      if (line.alert)
+        console.error(
+          `emlab finetune: watch: ALERT at step ${info.step} (${line.alerts.join(", ")}: shift ${line.projection?.value.toFixed(4)} > ${cal.thresholds.projection.toFixed(4)})`,
+        );
+      return line.alert && stopOnAlert ? "stop" : undefined;
+    },
+  };
+}
+
+/** The live watcher's timeline, in the fine-tune's output folder. */
+export const WATCH_TIMELINE = "watch-timeline.jsonl";
 
 interface PreventFlags {
   spec: string;

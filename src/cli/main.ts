@@ -25,6 +25,8 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   diff: () => import("./diff.ts"),
   steer: () => import("./steer.ts"),
   screen: () => import("./screen.ts"),
+  "scan-triggers": () => import("./scan-triggers.ts"),
+  watch: () => import("./watch.ts"),
   report: () => import("./report.ts"),
   view: () => import("./view.ts"),
 };

@@ -36,16 +36,24 @@ import {
   questionPrompts,
   withUserErrors,
 } from "./common.ts";
+import { runDataScreen, SCREEN_THRESHOLD } from "./screen-data.ts";
 import { evaluationFor, parseCs, flags as steerFlags } from "./steer.ts";
 
-export const summary = "blind causal screen of a diff's latents, the pick measured beside equal-search controls";
+export const summary =
+  "screen a dataset by its persona projection (DATA.jsonl), or a diff's latents by a blind causal screen";
 
 const WHAT = "what to screen";
+const DATA = "data screening (emlab screen DATA.jsonl --model DIR --cal CAL)";
 const HOW = "how each setting is evaluated";
 
 export const flags = {
   "base-model": { type: "string", arg: "DIR", help: "the model before fine-tuning (steered)", group: WHAT },
-  model: { type: "string", arg: "DIR", help: "the fine-tuned model (+ --adapter DIR; ablated)", group: WHAT },
+  model: {
+    type: "string",
+    arg: "DIR",
+    help: "the fine-tuned model (+ --adapter DIR; ablated); with DATA.jsonl: the model before fine-tuning",
+    group: WHAT,
+  },
   adapter: steerFlags.adapter,
   sae: steerFlags.sae,
   diff: { type: "string", arg: "FILE", help: "emlab diff --json output: its top and bottom lists", group: WHAT },
@@ -83,6 +91,31 @@ export const flags = {
     group: HOW,
   },
   store: steerFlags.store,
+  cal: {
+    type: "string",
+    arg: "FILE",
+    help: "DATA.jsonl: the watch calibration (persona direction, hook)",
+    group: DATA,
+  },
+  threshold: {
+    type: "string",
+    arg: "T",
+    help: `DATA.jsonl: flag when the CI of ΔP/gap lies above T (default ${SCREEN_THRESHOLD})`,
+    group: DATA,
+  },
+  top: {
+    type: "string",
+    arg: "K",
+    help: "DATA.jsonl: how many top-scored rows --rows writes (default 20)",
+    group: DATA,
+  },
+  rows: { type: "string", arg: "FILE", help: "DATA.jsonl: write the top-scored rows (JSONL)", group: DATA },
+  scores: {
+    type: "string",
+    arg: "FILE",
+    help: "DATA.jsonl: per-row scores, resumable (default DATA.screen-scores.jsonl)",
+    group: DATA,
+  },
   json: { type: "boolean", help: "one JSON line per candidate and per figure on stdout", group: HOW },
   quiet: steerFlags.quiet,
   ...HELP_FLAG,
@@ -90,9 +123,11 @@ export const flags = {
 
 const HELP = formatHelp({
   usage: [
+    "emlab screen DATA.jsonl --model DIR --cal CAL [--rows FILE] [--threshold T]",
     "emlab screen --base-model DIR --model DIR [--adapter DIR] --sae DIR --diff FILE (--organism-questions | --questions FILE --judge-model NAME) [options]",
   ],
-  intro: "Run emlab diff --json first; its output is --diff.",
+  intro:
+    "With DATA.jsonl: screens a chat dataset by the projection difference of its answers on the persona direction (before fine-tuning; exit 3 when flagged). Without: the blind causal screen of a diff's latents (run emlab diff --json first; its output is --diff).",
   flags,
 });
 
@@ -117,11 +152,13 @@ function readDiff(file: string): { latents: { latent: number; delta: number }[] 
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseOptions(argv, flags, false, {});
+  const { values, positionals } = parseOptions(argv, flags, true, {});
   if (values.help) {
     console.log(HELP);
     return EXIT.ok;
   }
+  if (positionals.length > 1) throw new CliError(`unexpected argument '${positionals[1]}'`, EXIT.usage);
+  if (positionals.length === 1) return withUserErrors(() => runDataScreen(positionals[0]!, values));
   for (const f of ["base-model", "model", "sae", "diff"] as const)
     if (!values[f]) throw new CliError(`--${f} is required`, EXIT.usage);
   const organism = Boolean(values["organism-questions"]);

@@ -65,9 +65,17 @@ describe("every command's flags follow the shared vocabulary", () => {
     const defining = (flag: string) => [...modules].filter(([, m]) => flag in m.flags).map(([n]) => n);
     // Batch size, token budget, run names and the model: one spelling each, used by several commands.
     assert.deepEqual(defining("batch-size").sort(), ["finetune", "realign", "sae", "serve"]);
-    assert.deepEqual(defining("max-new-tokens").sort(), ["generate", "guard", "realign", "screen", "serve", "steer"]);
+    assert.deepEqual(defining("max-new-tokens").sort(), [
+      "generate",
+      "guard",
+      "realign",
+      "screen",
+      "serve",
+      "steer",
+      "watch",
+    ]);
     assert.deepEqual(defining("run-id").sort(), ["diff", "eval", "guard", "report", "steer"]);
-    for (const name of ["diff", "finetune", "generate", "guard", "realign", "sae", "screen", "serve", "steer"])
+    for (const name of ["diff", "finetune", "generate", "guard", "realign", "sae", "screen", "serve", "steer", "watch"])
       assert.ok(defining("model").includes(name), `${name} --model`);
     for (const name of ["diff", "generate", "guard", "realign", "sae", "screen", "serve", "steer"])
       assert.ok(defining("adapter").includes(name), `${name} --adapter`);
