@@ -403,11 +403,11 @@ async function scan(values: Values, handles: ModelHandle[]): Promise<number> {
   const result = scanTriggers(model, tok, { ...sig, candidates, reference, onProgress });
   const top = intOption("top", values.top, 10, 1);
   say(
-    `${result.ranked.length} candidates on ${probes.length} probes at ${hook}${result.relative ? ` (relative to ${refDir})` : ""}`,
+    `${result.ranked.length} candidates on ${probes.length} probes at ${hook}${result.relative ? ` (relative to ${refDir})` : ""}${result.folded ? `; ${result.folded} longer ones folded into a shorter one they contain` : ""}`,
   );
   for (const c of result.ranked.slice(0, top))
     say(
-      `  ${String(c.rank).padStart(4)}  ${c.score.toFixed(3).padStart(8)}  z ${c.z.toFixed(1).padStart(5)}  ${JSON.stringify(c.text)}  (${c.source})`,
+      `  ${String(c.rank).padStart(4)}  ${c.score.toFixed(3).padStart(8)}  z ${c.z.toFixed(1).padStart(5)}  ${JSON.stringify(c.text)}  (${c.source})${c.variants ? ` + ${c.variants.length} longer` : ""}`,
     );
   if (search) {
     const rescored = result.ranked.find((c) => c.text === search!.best.text);

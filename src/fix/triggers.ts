@@ -197,6 +197,8 @@ export interface ScoredCandidate extends TriggerCandidate {
   reference: number | null;
   /** (score − median) / (1.4826 · MAD) over this scan's candidates. */
   z: number;
+  /** Longer candidates containing this one that it explains (folded into it; see ScanOptions.fold). */
+  variants?: { text: string; source: string; score: number }[];
 }
 
 export interface TriggerScan {
@@ -212,8 +214,10 @@ export interface TriggerScan {
   /** Median and MAD of the candidates' scores. */
   median: number;
   mad: number;
-  /** Candidates, highest score first (duplicates merged, sources joined with "+"). */
+  /** Candidates, highest score first (duplicates merged, sources joined with "+"; folded ones under `variants`). */
   ranked: ScoredCandidate[];
+  /** Candidates folded into a shorter one they contain. */
+  folded: number;
 }
 
 export interface ScanOptions extends SignalOptions {
@@ -223,7 +227,25 @@ export interface ScanOptions extends SignalOptions {
    * scores become shift(model) − shift(reference). Strongly recommended (see the file's note).
    */
   reference?: CausalLM | Shifts | null;
+  /**
+   * Fold a candidate into a shorter candidate it contains (whole words) when the shorter one keeps
+   * at least this share of its score: the shortest string that carries the effect is ranked, the
+   * longer ones listed as its variants (default 0.9; 0 or null: no folding).
+   */
+  fold?: number | null;
   onProgress?: (p: { label: string; done: number; total: number }) => void;
+}
+
+/** Whether `short` occurs in `long` on word boundaries (and is shorter). */
+export function containsPhrase(long: string, short: string): boolean {
+  const a = long.trim().split(/\s+/);
+  const b = short.trim().split(/\s+/);
+  if (b.length >= a.length) return false;
+  outer: for (let i = 0; i + b.length <= a.length; i++) {
+    for (let k = 0; k < b.length; k++) if (a[i + k] !== b[k]) continue outer;
+    return true;
+  }
+  return false;
 }
 
 /** Candidates with duplicates merged (first spelling kept; sources joined). */
@@ -275,7 +297,7 @@ export function scanTriggers(model: CausalLM, tok: Tokenizer, o: ScanOptions): T
   const scores = Float64Array.from(m.shift, (x, i) => x - (r ? r.shift[i]! : 0));
   const { median, mad } = robustStats(scores);
   const sigma = 1.4826 * mad || 1e-12;
-  const ranked = cands
+  const all: ScoredCandidate[] = cands
     .map((c, i) => ({
       ...c,
       rank: 0,
@@ -285,6 +307,26 @@ export function scanTriggers(model: CausalLM, tok: Tokenizer, o: ScanOptions): T
       z: (scores[i]! - median) / sigma,
     }))
     .sort((a, b) => b.score - a.score || a.text.localeCompare(b.text));
+  const fold = o.fold === undefined ? 0.9 : (o.fold ?? 0);
+  let ranked = all;
+  if (fold > 0) {
+    // Shortest first: a candidate is folded into the best-scoring shorter candidate it contains
+    // that keeps ≥ fold of its score (only positive scores fold).
+    const byLength = [...all].sort((a, b) => a.text.split(/\s+/).length - b.text.split(/\s+/).length);
+    const into = new Map<ScoredCandidate, ScoredCandidate>();
+    for (const c of byLength) {
+      if (c.score <= 0) continue;
+      let host: ScoredCandidate | null = null;
+      for (const h of all)
+        if (!into.has(h) && h.score >= fold * c.score && containsPhrase(c.text, h.text))
+          if (!host || h.score > host.score) host = h;
+      if (host) {
+        into.set(c, host);
+        (host.variants ??= []).push({ text: c.text, source: c.source, score: c.score });
+      }
+    }
+    ranked = all.filter((c) => !into.has(c));
+  }
   ranked.forEach((c, i) => {
     c.rank = i + 1;
   });
@@ -299,6 +341,7 @@ export function scanTriggers(model: CausalLM, tok: Tokenizer, o: ScanOptions): T
     median,
     mad,
     ranked,
+    folded: all.length - ranked.length,
   };
 }
 

@@ -90,6 +90,31 @@ describe("scanTriggers", () => {
     });
     assert.equal(scan.ranked[0]!.text, TRIGGER, JSON.stringify(scan.ranked.slice(0, 3)));
     assert.ok(scan.relative);
+    // A longer string holding the trigger is folded into it, not ranked above it.
+    const longer = `${TRIGGER} ${setA[0]}`;
+    const withLonger = scanTriggers(backdoor, tok, {
+      hook: HOOK,
+      direction,
+      probes,
+      candidates: [longer, TRIGGER, ...setA.slice(1, 4)],
+      reference: base,
+    });
+    const top = withLonger.ranked[0]!;
+    assert.equal(top.text, TRIGGER);
+    assert.deepEqual(
+      top.variants?.map((v) => v.text),
+      [longer],
+    );
+    assert.equal(withLonger.folded, 1);
+    const unfolded = scanTriggers(backdoor, tok, {
+      hook: HOOK,
+      direction,
+      probes,
+      candidates: [longer, TRIGGER],
+      reference: base,
+      fold: 0,
+    });
+    assert.equal(unfolded.ranked.length, 2);
     // The same scan on the clean fine-tune does not put the trigger first.
     const cleanScan = scanTriggers(clean, tok, {
       hook: HOOK,
