@@ -5,8 +5,10 @@
  *   emlab guard make ... --out FILE         write one (zero / mean / clamp on SAE latents, or
  *                                           project out a direction; mean computes the means)
  *   emlab guard eval FILE --model DIR ...   misalignment and coherence without and with it
- *                                           (two runs in the run store, same seeds), and the
- *                                           benign task's answer loss without and with it
+ *                                           (two runs in the run store, same seeds), the
+ *                                           benign task's answer loss without and with it, and
+ *                                           with --controls N, N random controls (same kind,
+ *                                           same hook; --search-hooks: the same hook search)
  *
  * Serve a guarded model with `emlab serve --guard FILE`.
  * Exit codes: 0 ok, 1 error, 2 usage.
@@ -17,6 +19,7 @@ import { openRunStore } from "../eval/store.ts";
 import {
   answerLoss,
   evaluateGuard,
+  evaluateGuardControls,
   GUARD_MODES,
   GuardFileError,
   type GuardInterventionSpec,
@@ -29,6 +32,7 @@ import {
 import { type CausalEvalOptions, type SettingResult, shortHash } from "../interp/causal.ts";
 import { loadDirections } from "../interp/direction.ts";
 import { loadSae } from "../interp/sae/saelens.ts";
+import { hookNames } from "../model/hooks.ts";
 import type { CausalLM } from "../model/model.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { ORGANISM_MAX_NEW_TOKENS, organismEvaluation } from "../organism/evaluation.ts";
@@ -117,6 +121,30 @@ export const flags = {
     group: EVAL,
   },
   seed: { type: "string", arg: "S", help: "sampling seed (default 0); both runs use the same draws", group: EVAL },
+  controls: {
+    type: "string",
+    arg: "N",
+    help: "N random controls on the same draws: random unit directions (project), random\nlatents firing like the guarded ones (zero / mean / clamp); the guard's percentile",
+    group: EVAL,
+  },
+  "control-seed": {
+    type: "string",
+    arg: "S",
+    help: "seeds the controls' directions and latents (default 0)",
+    group: EVAL,
+  },
+  "search-hooks": {
+    type: "string",
+    arg: "LIST",
+    help: "the hooks the guard's hook was chosen among (a project guard): each control\nruns the same search and keeps its largest cut with coherent ≥ --min-coherent",
+    group: EVAL,
+  },
+  "min-coherent": {
+    type: "string",
+    arg: "X",
+    help: "the search's coherence rule (default 0.9)",
+    group: EVAL,
+  },
   store: { type: "string", arg: "FILE", help: `run store (default ${DEFAULT_STORE})`, group: EVAL },
   "run-id": {
     type: "string",
@@ -134,7 +162,8 @@ const HELP = formatHelp({
     "                 [--prompts FILE | --organism-questions] --out FILE",
     "emlab guard make --model DIR --direction FILE [--layer L] --mode project --out FILE",
     "emlab guard eval FILE --model DIR [--adapter DIR] (--organism-questions | --questions FILE",
-    "                 --judge-model NAME) [--benign FILE] [--samples N] [--json]",
+    "                 --judge-model NAME) [--benign FILE] [--samples N] [--controls N]",
+    "                 [--search-hooks LIST [--min-coherent X]] [--json]",
   ],
   intro:
     "A guard file lists interventions at hook points: zero- or mean-ablate SAE latents, clamp\n" +
@@ -316,8 +345,35 @@ async function evaluate(values: Values, file: string): Promise<number> {
     1,
   );
   const seed = intOption("seed", values.seed, 0, 0);
+  const nControls = intOption("controls", values.controls, 0, 0);
+  const controlSeed = intOption("control-seed", values["control-seed"], 0, 0);
+  if (nControls === 0)
+    for (const f of ["control-seed", "search-hooks", "min-coherent"] as const)
+      if (values[f] !== undefined) throw new CliError(`--${f} goes with --controls N`, EXIT.usage);
+  const searchHooks = values["search-hooks"]
+    ?.split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+  if (values["search-hooks"] !== undefined && !searchHooks?.length)
+    throw new CliError("--search-hooks: give hook names, comma-separated", EXIT.usage);
+  if (values["min-coherent"] !== undefined && !searchHooks)
+    throw new CliError("--min-coherent goes with --search-hooks", EXIT.usage);
+  const minCoherent = numberOption("min-coherent", values["min-coherent"], 0.9);
+  if (!(minCoherent >= 0 && minCoherent <= 1)) throw new CliError("--min-coherent must be in [0, 1]", EXIT.usage);
   const { lm, tokenizer, name } = loadTarget(values);
   const guard = openGuard(file, { model: lm, modelName: name });
+  if (searchHooks) {
+    if (guard.interventions.length !== 1 || guard.interventions[0]!.mode !== "project")
+      throw new CliError("--search-hooks: the hook search is for a guard of one project intervention", EXIT.usage);
+    const known = new Set(hookNames(lm.config.layers, lm.config.arch === "gpt2"));
+    for (const h of searchHooks)
+      if (!known.has(h)) throw new CliError(`--search-hooks: '${h}' is not a hook point of the model`, EXIT.usage);
+    if (!searchHooks.includes(guard.interventions[0]!.hookName))
+      throw new CliError(
+        `--search-hooks: the guard's own hook ${guard.interventions[0]!.hookName} is not in the list`,
+        EXIT.usage,
+      );
+  }
   const quiet = Boolean(values.quiet || values.json);
   if (!quiet) for (const w of guard.warnings) console.error(`emlab guard: warning: ${w}`);
   const storePath = values.store ?? DEFAULT_STORE;
@@ -359,6 +415,24 @@ async function evaluate(values: Values, file: string): Promise<number> {
       config: { command: "emlab guard eval", ...recorded, guardFile: file },
     };
     const r = await evaluateGuard(ctx, guard);
+    const controls =
+      nControls > 0
+        ? await evaluateGuardControls(ctx, guard, r, {
+            n: nControls,
+            seed: controlSeed,
+            // Frequency matching (and mean ablation's reference) over the eval questions' tokens.
+            latentMeans: (sae) => promptLatentMeans(lm, tokenizer, sae, questionPrompts(evaluation.questions)),
+            ...(searchHooks ? { search: { hooks: searchHooks, minCoherent } } : {}),
+            ...(quiet
+              ? {}
+              : {
+                  onControl: (c) =>
+                    console.error(
+                      `emlab guard: control ${c.index + 1}/${nControls}: cut ${c.cut === null ? "-" : `${(100 * c.cut).toFixed(1)}%`}`,
+                    ),
+                }),
+          })
+        : null;
     let benign: { file: string; rows: number; before: number; after: number; change: number } | undefined;
     if (values.benign) {
       const maxLen = Math.min(lm.config.maxPositions > 0 ? lm.config.maxPositions : 1024, 1024);
@@ -386,12 +460,40 @@ async function evaluate(values: Values, file: string): Promise<number> {
         benign_loss_after: benign?.after ?? null,
         benign_loss_change: benign?.change ?? null,
         run_ids: [r.before.runId, r.after.runId],
+        ...(controls
+          ? {
+              controls: controls.results.map((c) => ({
+                index: c.index,
+                summary: c.summary,
+                ...(c.hook !== undefined ? { hook: c.hook } : {}),
+                misaligned: c.misaligned,
+                coherent: c.coherent,
+                cut: c.cut,
+                run_id: c.runId,
+              })),
+              control_max: controls.controlMax,
+              percentile: controls.percentile,
+              search_hooks: searchHooks ?? null,
+            }
+          : {}),
       });
     else {
       console.log(`guard ${file} on ${name}`);
       console.log(line("no guard", r.before));
       console.log(line("guard", r.after));
       console.log(`  reduction ${r.reduction === null ? "-" : `${(100 * r.reduction).toFixed(1)}%`}`);
+      if (controls) {
+        console.log(
+          `  ${controls.controls} random controls${searchHooks ? ` (each searched over ${searchHooks.length} hooks, coherent ≥ ${minCoherent})` : ""}:`,
+        );
+        for (const c of controls.results)
+          console.log(
+            `    [${c.index}] cut ${c.cut === null ? "-" : `${(100 * c.cut).toFixed(1)}%`}  misaligned ${pct(c.misaligned)}  coherent ${pct(c.coherent)}  ${c.summary}${c.hook !== undefined ? ` @ ${c.hook ?? "no hook kept coherence"}` : ""}`,
+          );
+        console.log(
+          `  controls' max cut ${controls.controlMax === null ? "-" : `${(100 * controls.controlMax).toFixed(1)}%`}; the guard's percentile among them ${controls.percentile === null ? "-" : controls.percentile.toFixed(0)}`,
+        );
+      }
       if (benign)
         console.log(
           `  benign answer loss (${benign.file}, ${benign.rows} rows): ${benign.before.toFixed(4)} → ${benign.after.toFixed(4)} (${benign.change >= 0 ? "+" : ""}${(100 * benign.change).toFixed(2)}%)`,

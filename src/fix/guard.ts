@@ -34,9 +34,18 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { runEval } from "../eval/runner.ts";
 import { collectActivations } from "../interp/activations/collect.ts";
+import { band, type ControlBand } from "../interp/blind.ts";
 import { type CausalEvalOptions, evaluateSetting, noIntervention, type SettingResult } from "../interp/causal.ts";
 import { loadDirections } from "../interp/direction.ts";
-import { ablateLatentsHook, clampLatentsHook, latentMeans, projectOutHook } from "../interp/interventions.ts";
+import {
+  ablateLatentsHook,
+  clampLatentsHook,
+  latentMeans,
+  matchedLatents,
+  projectOutHook,
+  randomLatents,
+  randomUnitDirections,
+} from "../interp/interventions.ts";
 import type { Sae } from "../interp/sae/sae.ts";
 import { loadSae } from "../interp/sae/saelens.ts";
 import type { ChatMessage } from "../model/chat-template.ts";
@@ -48,6 +57,7 @@ import { lmLoss } from "../model/score.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { type LocalChatModel, type LocalChatModelOptions, localChatModelFrom } from "../providers/local.ts";
 import { noGrad } from "../tensor/index.ts";
+import { labelSeed, mixSeed } from "../tensor/random.ts";
 import { collate } from "../train/batches.ts";
 import type { SftExample } from "../train/dataset.ts";
 
@@ -185,6 +195,8 @@ export interface LoadedGuard {
   hooks: Hook[];
   /** Things worth saying that are not errors (the file was made for another model). */
   warnings: string[];
+  /** The model's width (hidden size) the guard was checked against. */
+  width: number;
 }
 
 export interface OpenGuardOptions {
@@ -324,7 +336,7 @@ function buildGuard(spec: GuardSpec, file: string, hash: string, opts: OpenGuard
   const warnings: string[] = [];
   if (spec.model && opts.modelName && spec.model !== opts.modelName)
     warnings.push(`${file} was made for model '${spec.model}', not '${opts.modelName}'`);
-  return { file, spec, hash, interventions, hooks: interventions.map((i) => i.hook), warnings };
+  return { file, spec, hash, interventions, hooks: interventions.map((i) => i.hook), warnings, width: cfg.hidden };
 }
 
 /** A `means` field: inline numbers, or a JSON file holding an array or { "means": [...] }. */
@@ -464,23 +476,33 @@ export interface GuardEvaluation {
  */
 export async function evaluateGuard(o: CausalEvalOptions, guard: LoadedGuard): Promise<GuardEvaluation> {
   const before = await evaluateSetting(o, noIntervention);
-  const key = `guard-${guard.hash}`;
+  const intervention = {
+    kind: "guard",
+    file: guard.file,
+    hash: guard.hash,
+    interventions: guard.interventions.map((i) => ({ mode: i.mode, hookName: i.hookName, summary: i.summary })),
+  };
+  const after = await evaluateHooks(o, `guard-${guard.hash}`, guard.hooks, intervention);
+  const reduction = before.misaligned && after.misaligned !== null ? 1 - after.misaligned / before.misaligned : null;
+  return { before, after, reduction };
+}
+
+/** One run (`<runPrefix>:<key>`) of the model with `hooks`, on the context's questions, judge and draws. */
+async function evaluateHooks(
+  o: CausalEvalOptions,
+  key: string,
+  hooks: Hook[],
+  intervention: Record<string, unknown>,
+): Promise<GuardRunResult> {
   const runId = `${o.runPrefix}:${key}`;
   const model = localChatModelFrom({
     lm: o.lm,
     tokenizer: o.tokenizer,
     id: `${o.modelId}+${key}`,
-    hooks: guard.hooks,
+    hooks,
     maxBatch: o.maxBatch ?? 64,
   });
-  let after: GuardRunResult;
   try {
-    const intervention = {
-      kind: "guard",
-      file: guard.file,
-      hash: guard.hash,
-      interventions: guard.interventions.map((i) => ({ mode: i.mode, hookName: i.hookName, summary: i.summary })),
-    };
     const report = await runEval({
       runId,
       model,
@@ -496,7 +518,7 @@ export async function evaluateGuard(o: CausalEvalOptions, guard: LoadedGuard): P
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
     const s = report.summary;
-    after = {
+    return {
       runId,
       misaligned: s.overCoherent.rate,
       ci: [s.overCoherent.low, s.overCoherent.high],
@@ -508,6 +530,218 @@ export async function evaluateGuard(o: CausalEvalOptions, guard: LoadedGuard): P
   } finally {
     model.close();
   }
-  const reduction = before.misaligned && after.misaligned !== null ? 1 - after.misaligned / before.misaligned : null;
-  return { before, after, reduction };
+}
+
+// ---- random controls with equal search ---------------------------------------------------------
+
+/** 1 − after / before (null when before is 0 or unknown, or after unknown). */
+export const cutOf = (before: number | null, after: number | null): number | null =>
+  before && after !== null ? 1 - after / before : null;
+
+export interface GuardControlOptions {
+  /** How many controls (each a whole random counterpart of the guard). */
+  n: number;
+  /** Seeds the random directions and latents (default 0). */
+  seed?: number;
+  /**
+   * Every latent's mean activation [d_sae] for an SAE of the guard (needed by zero / mean /
+   * clamp): frequency matching (a control latent fires about as much as the guarded one) and
+   * mean ablation's reference for the control latents. E.g. promptLatentMeans over the eval prompts.
+   */
+  latentMeans?: (sae: Sae) => Float32Array;
+  /** Frequency-matched pool per guarded latent (default 32): a control latent is drawn from it. */
+  matchPool?: number;
+  /**
+   * Clamp controls: the bound of a control latent, when the guard's bounds came from a rule
+   * (e.g. the latent's mean where it fires); default the guarded latent's own bound.
+   */
+  clampMax?: (sae: Sae, latent: number) => number;
+  /**
+   * The guard's hook was chosen by a search: the hooks searched and the rule (the largest cut
+   * among hooks whose coherent rate is ≥ minCoherent). Each control runs the same search on the
+   * same draws, and its cut is the one at the hook its search picks (0 when no hook qualifies).
+   * Only for a guard of one `project` intervention.
+   */
+  search?: { hooks: readonly string[]; minCoherent: number };
+}
+
+/** One random counterpart of a guard: what it does and its hooks. */
+export interface GuardControlSpec {
+  index: number;
+  /** e.g. "random direction 12.3 at blocks.2.hook_resid_post" or "random latents 17, 240 (zero)". */
+  summary: string;
+  interventions: Record<string, unknown>[];
+  /** Hooks at the guard's own hook points; `at(hook)` rebuilds them at another hook (search). */
+  hooks: Hook[];
+  at?: (hook: string) => Hook[];
+}
+
+/**
+ * The guard's random controls: control i replaces each intervention with a random one of the
+ * same kind at the same hook: a project intervention by a random unit direction; zero / mean /
+ * clamp on latents L by as many random latents of the same SAE, each drawn from the latents
+ * whose mean activation is closest to its guarded latent's (never a guarded latent), ablated
+ * the same way (mean: to their own means; clamp: at the same bound).
+ */
+export function guardControls(guard: LoadedGuard, o: GuardControlOptions): GuardControlSpec[] {
+  const seed = o.seed ?? 0;
+  const pool = o.matchPool ?? 32;
+  const means = new Map<Sae, Float32Array>();
+  const meansOf = (sae: Sae) => {
+    let m = means.get(sae);
+    if (!m) {
+      if (!o.latentMeans)
+        throw new Error("guard controls: zero / mean / clamp controls need latentMeans (to match latent frequency)");
+      m = o.latentMeans(sae);
+      if (m.length !== sae.cfg.dSae) throw new Error(`latentMeans: ${m.length} values for d_sae ${sae.cfg.dSae}`);
+      means.set(sae, m);
+    }
+    return m;
+  };
+  if (o.search) {
+    if (guard.interventions.length !== 1 || guard.interventions[0]!.mode !== "project")
+      throw new Error("guard controls: a hook search is supported for a guard of one project intervention");
+    if (o.search.hooks.length === 0) throw new Error("guard controls: the search has no hooks");
+  }
+  return Array.from({ length: o.n }, (_, i): GuardControlSpec => {
+    const parts = guard.interventions.map((iv) => {
+      const spec = guard.spec.interventions[iv.index]!;
+      const s = mixSeed(seed, labelSeed("guard-control"), i, iv.index) >>> 1;
+      if (spec.mode === "project") {
+        const vector = randomUnitDirections(guard.width, 1, s)[0]!;
+        return {
+          summary: `random direction ${s} at ${iv.hookName}`,
+          record: { mode: "project", hookName: iv.hookName, seed: s },
+          hookAt: (hook: string) => projectOutHook(hook, vector),
+        };
+      }
+      const sae = iv.sae!;
+      const m = meansOf(sae);
+      const guarded = spec.latents;
+      const used = new Set(guarded);
+      const latents = guarded.map((j, k) => {
+        const candidates = matchedLatents(m, j, Math.max(pool, guarded.length + 1)).filter((x) => !used.has(x));
+        const [pick] = randomLatents(sae.cfg.dSae, 1, mixSeed(s, k) >>> 1, [...used], candidates);
+        used.add(pick!);
+        return pick!;
+      });
+      const hook =
+        spec.mode === "zero"
+          ? ablateLatentsHook(sae, latents, { mode: "zero" })
+          : spec.mode === "mean"
+            ? ablateLatentsHook(sae, latents, { mode: "mean", reference: m })
+            : clampLatentsHook(
+                sae,
+                latents,
+                latents.map((j, k) =>
+                  o.clampMax ? o.clampMax(sae, j) : typeof spec.max === "number" ? spec.max : spec.max[k]!,
+                ),
+              );
+      return {
+        summary: `random latents ${latents.join(", ")} (${spec.mode})`,
+        record: { mode: spec.mode, hookName: iv.hookName, latents },
+        hookAt: (at: string) => {
+          if (at !== iv.hookName) throw new Error(`an SAE control stays at its SAE's hook (${iv.hookName})`);
+          return hook;
+        },
+      };
+    });
+    return {
+      index: i,
+      summary: parts.map((p) => p.summary).join("; "),
+      interventions: parts.map((p) => p.record),
+      hooks: parts.map((p, k) => p.hookAt(guard.interventions[k]!.hookName)),
+      ...(o.search ? { at: (hook: string) => [parts[0]!.hookAt(hook)] } : {}),
+    };
+  });
+}
+
+export interface GuardControlResult {
+  index: number;
+  summary: string;
+  /** The hook its search picked (search only; null when no hook kept coherence). */
+  hook?: string | null;
+  misaligned: number | null;
+  coherent: number;
+  /** 1 − after / before on the same draws; 0 stands in for null in the band. */
+  cut: number | null;
+  runId: string | null;
+  /** Search only: every hook tried. */
+  searched?: { hook: string; misaligned: number | null; coherent: number; cut: number | null; runId: string }[];
+}
+
+export interface GuardControlsReport extends ControlBand {
+  /** The guard's cut, ranked against the controls'. */
+  cut: number | null;
+  results: GuardControlResult[];
+}
+
+/**
+ * Evaluates the guard's random controls (guardControls) on the same questions and draws as
+ * `before` (the unguarded run), each a run `<runPrefix>:guard-<hash>-control-<seed>.<i>` (and
+ * `…@<hook>` per searched hook), and ranks the guard's cut among theirs.
+ */
+export async function evaluateGuardControls(
+  o: CausalEvalOptions,
+  guard: LoadedGuard,
+  r: Pick<GuardEvaluation, "before" | "reduction">,
+  opts: GuardControlOptions & { onControl?: (c: GuardControlResult) => void },
+): Promise<GuardControlsReport> {
+  const specs = guardControls(guard, opts);
+  const seed = opts.seed ?? 0;
+  const before = r.before.misaligned;
+  const results: GuardControlResult[] = [];
+  for (const c of specs) {
+    const key = `guard-${guard.hash}-control-${seed}.${c.index}`;
+    const record = { kind: "guard-control", guard: guard.hash, control: c.index, seed, interventions: c.interventions };
+    let res: GuardControlResult;
+    if (opts.search) {
+      const searched: NonNullable<GuardControlResult["searched"]> = [];
+      for (const hook of opts.search.hooks) {
+        const x = await evaluateHooks(o, `${key}@${hook}`, c.at!(hook), { ...record, hookName: hook });
+        searched.push({
+          hook,
+          misaligned: x.misaligned,
+          coherent: x.coherent,
+          cut: cutOf(before, x.misaligned),
+          runId: x.runId,
+        });
+      }
+      const ok = searched.filter((x) => x.coherent >= opts.search!.minCoherent);
+      const best = ok.reduce<(typeof ok)[number] | null>(
+        (a, x) => (a === null || (x.cut ?? -Infinity) > (a.cut ?? -Infinity) ? x : a),
+        null,
+      );
+      res = {
+        index: c.index,
+        summary: c.summary,
+        hook: best?.hook ?? null,
+        misaligned: best?.misaligned ?? null,
+        coherent: best?.coherent ?? 0,
+        cut: best ? best.cut : 0,
+        runId: best?.runId ?? null,
+        searched,
+      };
+    } else {
+      const x = await evaluateHooks(o, key, c.hooks, record);
+      res = {
+        index: c.index,
+        summary: c.summary,
+        misaligned: x.misaligned,
+        coherent: x.coherent,
+        cut: cutOf(before, x.misaligned),
+        runId: x.runId,
+      };
+    }
+    results.push(res);
+    opts.onControl?.(res);
+  }
+  return {
+    cut: r.reduction,
+    results,
+    ...band(
+      r.reduction,
+      results.map((x) => x.cut ?? 0),
+    ),
+  };
 }

@@ -101,6 +101,16 @@ describe("usage errors exit 2", () => {
       /--latents must be comma-separated integers/,
     ],
     ["eval without an evaluation", ["eval", "g.json", "--model", modelDir], /--organism-questions/],
+    [
+      "eval --control-seed without --controls",
+      ["eval", "g.json", "--model", modelDir, "--organism-questions", "--control-seed", "3"],
+      /--control-seed goes with --controls N/,
+    ],
+    [
+      "eval --min-coherent without --search-hooks",
+      ["eval", "g.json", "--model", modelDir, "--organism-questions", "--controls", "2", "--min-coherent", "0.5"],
+      /--min-coherent goes with --search-hooks/,
+    ],
   ];
   for (const [what, args, want] of cases)
     test(what, async () => {
@@ -240,4 +250,74 @@ test("eval --organism-questions --benign: before / after runs in the store and t
   assert.equal(run.config.intervention.interventions.length, 2);
   assert.equal(s.counts("ge:none").samples, s.counts(`ge:guard-${line.hash}`).samples);
   s.close();
+});
+
+test("eval --controls: N random counterparts on the same draws, each a run, and the guard's percentile", async () => {
+  const g = join(tmp, "zero-project.json");
+  writeFileSync(
+    g,
+    JSON.stringify({
+      interventions: [
+        { hook: HOOK, mode: "zero", sae: "sae", latents: [0, 1, 2, 3] },
+        { hook: "blocks.1.hook_resid_post", mode: "project", direction: "dir.json", layer: 1 },
+      ],
+    }),
+  );
+  const store = join(tmp, "controls.sqlite");
+  const common = ["--model", modelDir, "--organism-questions", "--samples", "1", "--max-new-tokens", "4"];
+  const r = await guard(["eval", g, ...common, "--controls", "3", "--store", store, "--run-id", "gc", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const line = JSON.parse(r.out);
+  assert.equal(line.controls.length, 3);
+  const s = openRunStore(store);
+  for (const c of line.controls) {
+    assert.match(
+      c.summary,
+      /^random latents \d+, \d+, \d+, \d+ \(zero\); random direction \d+ at blocks\.1\.hook_resid_post$/,
+    );
+    assert.ok(
+      c.summary
+        .match(/latents ([\d, ]+) /)[1]
+        .split(", ")
+        .every((j: string) => !["0", "1", "2", "3"].includes(j)),
+      "no guarded latent",
+    );
+    assert.equal(s.counts(c.run_id).samples, s.counts(line.run_ids[1]).samples);
+    assert.match(c.run_id, new RegExp(`^gc:guard-${line.hash}-control-0\\.${c.index}$`));
+  }
+  s.close();
+  assert.ok(line.percentile === null || (line.percentile >= 0 && line.percentile <= 100));
+  // A hook search only goes with a single projection.
+  const bad = await guard(["eval", g, ...common, "--controls", "2", "--search-hooks", HOOK, "--store", store]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /one project intervention/);
+  // Text output lists each control and the percentile.
+  const p = join(tmp, "proj-only.json");
+  writeFileSync(
+    p,
+    JSON.stringify({
+      interventions: [{ hook: "blocks.1.hook_resid_post", mode: "project", direction: "dir.json", layer: 1 }],
+    }),
+  );
+  const t = await guard([
+    "eval",
+    p,
+    ...common,
+    "--controls",
+    "2",
+    "--search-hooks",
+    "blocks.0.hook_resid_post,blocks.1.hook_resid_post",
+    "--min-coherent",
+    "0",
+    "--store",
+    store,
+    "--quiet",
+  ]);
+  assert.equal(t.code, 0, t.err);
+  assert.match(t.out, /2 random controls \(each searched over 2 hooks, coherent ≥ 0\):/);
+  assert.match(
+    t.out,
+    /\[1\] cut .* random direction \d+ at blocks\.1\.hook_resid_post @ blocks\.[01]\.hook_resid_post/,
+  );
+  assert.match(t.out, /the guard's percentile among them/);
 });
