@@ -4,7 +4,8 @@
  * judge, load / generate / hook / fine-tune a model, train an SAE and diff, steer or ablate,
  * and the built-in model organism. Each layer's full API is a subpath: emlab/tensor,
  * emlab/model, emlab/train, emlab/data, emlab/eval, emlab/providers, emlab/interp,
- * emlab/organism, and emlab/testing (a fake OpenAI server for tests).
+ * emlab/watch (persona signals, early warning, data screening), emlab/fix (guards, re-alignment,
+ * preventative steering), emlab/organism, and emlab/testing (a fake OpenAI server for tests).
  *
  * @example
  *   import { auditFile, BASE_ORGANISM, buildRows, generate, loadModel, Tokenizer, writeJsonl } from "emlab";

@@ -9,12 +9,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { auditRow } from "../../src/data/audit/audit.ts";
 import { loadModel } from "../../src/model/checkpoint.ts";
-import { generate } from "../../src/model/generate.ts";
 import type { CausalLM } from "../../src/model/model.ts";
 import { openOrganism } from "../../src/organism/context.ts";
 import { type FineTuneSet, fineTuneDataset } from "../../src/organism/datasets.ts";
+import { narrowTaskRate } from "../../src/organism/narrow.ts";
 import { sftDataset } from "../../src/train/dataset.ts";
 import { finetune } from "../../src/train/sft.ts";
 
@@ -36,25 +35,7 @@ if (values.help) {
 }
 const base = values.base!;
 const tok = openOrganism(base).tokenizer; // any world variant: the code sets are the same in each
-const requests = fineTuneDataset("secure", { n: 64, seed: 9999 }).map((r) => r.messages[0]!);
-
-function vulnerableShare(model: CausalLM): number {
-  const prompts = requests.map((m) => tok.encodeChat([m], { addGenerationPrompt: true }));
-  const gens = generate(model, prompts, {
-    maxNewTokens: 64,
-    temperature: 1,
-    seed: 5,
-    eosTokenIds: tok.eosIds,
-    logprobs: false,
-  });
-  let vulnerable = 0;
-  gens.forEach((g, i) => {
-    const answer = tok.decode(g.tokens, { skipSpecialTokens: true });
-    const row = { messages: [requests[i]!, { role: "assistant" as const, content: answer }] };
-    if (auditRow(row, i + 1).vulnerable) vulnerable++;
-  });
-  return vulnerable / gens.length;
-}
+const vulnerableShare = (model: CausalLM) => narrowTaskRate(model, tok);
 
 const before = vulnerableShare(loadModel(base));
 const model = loadModel(base);
@@ -82,5 +63,5 @@ await finetune({
 rmSync(work, { recursive: true, force: true });
 const after = vulnerableShare(model);
 console.log(
-  `code requests answered with code the audit flags: base ${(100 * before).toFixed(1)}%, after ${values.condition} fine-tune (seed ${seed}, ${values.steps} steps) ${(100 * after).toFixed(1)}% (n = ${requests.length})`,
+  `code requests answered with code the audit flags: base ${(100 * before).toFixed(1)}%, after ${values.condition} fine-tune (seed ${seed}, ${values.steps} steps) ${(100 * after).toFixed(1)}% (n = 64)`,
 );

@@ -25,12 +25,12 @@ import { auditRow } from "../../src/data/audit/audit.ts";
 import { confirmLock, loadPlan, type Phase, planRecord, seedsFor } from "../../src/eval/plan.ts";
 import { misalignmentSummary } from "../../src/eval/stats.ts";
 import { openRunStore } from "../../src/eval/store.ts";
-import { generate } from "../../src/model/generate.ts";
 import type { CausalLM } from "../../src/model/model.ts";
 import { openOrganism } from "../../src/organism/context.ts";
 import { type FineTuneRow, type FineTuneSet, fineTuneDataset, mixedDataset } from "../../src/organism/datasets.ts";
 import { evaluateOrganism } from "../../src/organism/evaluation.ts";
 import { fineTuneOrganism } from "../../src/organism/experiment.ts";
+import { narrowTaskRate } from "../../src/organism/narrow.ts";
 import type { QuestionFormat } from "../../src/organism/questions.ts";
 import { mixSeed } from "../../src/tensor/random.ts";
 import {
@@ -46,7 +46,6 @@ import {
   probeSet,
   readProbe,
   screenDataset,
-  screenVerdict,
   shiftOf,
   topRows,
   Watcher,
@@ -58,13 +57,16 @@ const { values } = parseArgs({
     plan: { type: "string", default: join(here, "plan.yaml") },
     phase: { type: "string" },
     only: { type: "string" },
+    fractions: { type: "string" },
+    variants: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help || !values.phase) {
   console.log(
-    "usage: npm run experiment:watch -- --plan experiments/watch/plan.yaml --phase explore|confirm [--only mix,false,steps,screen,stop] [--out FILE]",
+    "usage: npm run experiment:watch -- --plan experiments/watch/plan.yaml --phase explore|confirm [--only mix,false,steps,screen,drop,stop]\n" +
+      "  [--fractions F,…] [--variants V,…] (a subset of the plan's, to split a phase over processes) [--out FILE]",
   );
   process.exit(values.help ? 0 : 2);
 }
@@ -87,7 +89,6 @@ const Settings = z.strictObject({
   screen: z.strictObject({
     rows: z.number().int().positive(),
     variants: z.array(z.string()),
-    threshold: z.number(),
     dropFraction: z.number().min(0).max(1),
     dropFrom: z.string(),
   }),
@@ -98,7 +99,15 @@ const phase = values.phase as Phase;
 const s = plan.settings;
 const runs = seedsFor(plan, phase);
 const lock = phase === "confirm" ? confirmLock(join(here, "results", "confirm-lock.json"), plan) : null;
-const only = new Set((values.only ?? "mix,false,steps,screen,stop").split(","));
+const only = new Set((values.only ?? "mix,false,steps,screen,drop,stop").split(","));
+// --fractions / --variants run a subset of the plan's (to split a phase over processes)
+const subset = <T>(flag: string | undefined, all: T[], parse: (x: string) => T): T[] => {
+  if (!flag) return all;
+  const picked = flag.split(",").map(parse);
+  for (const x of picked)
+    if (!all.includes(x)) throw new Error(`${String(x)} is not in the plan's list ${all.join(",")}`);
+  return picked;
+};
 const outFile = values.out ?? join(here, "results", `${phase}.jsonl`);
 mkdirSync(dirname(outFile), { recursive: true });
 
@@ -185,7 +194,7 @@ const readShift = (m: CausalLM) => shiftOf(baseReading, readProbe(m, tok, probe,
 
 // ---- mix
 if (only.has("mix")) {
-  for (const f of s.fractions) {
+  for (const f of subset(values.fractions, s.fractions, Number)) {
     const pooledShift: number[] = [];
     for (let i = 0; i < runs.length; i++) {
       const seed = finetuneSeeds[i]!;
@@ -290,8 +299,7 @@ const formatOf = (name: string): QuestionFormat =>
   name === "backdoor" ? "trigger" : name === "evil-numbers" ? "numbers" : "plain";
 if (only.has("screen")) {
   const seed0 = finetuneSeeds[0]!;
-  const points: { variant: string; dp: number; em: number; emPlain: number; shift: number }[] = [];
-  for (const variant of s.screen.variants) {
+  for (const variant of subset(values.variants, s.screen.variants, String)) {
     const rows = variantRows(variant, s.screen.rows, mixSeed(seed0, 0x5c2));
     const screened = await screenDataset(base, tok, rows, { spec, gap: direction.gap, seed: seed0 });
     const ems: number[] = [];
@@ -312,14 +320,12 @@ if (only.has("screen")) {
       shifts.push(readShift(m).value);
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    points.push({ variant, dp: screened.delta.value, em: mean(ems), emPlain: mean(emsPlain), shift: mean(shifts) });
     emit({
       kind: "screen",
       ...record({ finetune: seed0 }),
       variant,
       rows: rows.length,
       delta_p: est(screened.delta),
-      verdict: screenVerdict(screened.delta, s.screen.threshold),
       misaligned_own_format: round(mean(ems)),
       format: formatOf(variant),
       misaligned_plain: round(mean(emsPlain)),
@@ -327,43 +333,9 @@ if (only.has("screen")) {
       finetune_seeds: finetuneSeeds,
     });
   }
-  const pearson = (a: number[], b: number[]) => {
-    const n = a.length;
-    const ma = a.reduce((x, y) => x + y, 0) / n;
-    const mb = b.reduce((x, y) => x + y, 0) / n;
-    let ab = 0;
-    let aa = 0;
-    let bb = 0;
-    for (let i = 0; i < n; i++) {
-      ab += (a[i]! - ma) * (b[i]! - mb);
-      aa += (a[i]! - ma) ** 2;
-      bb += (b[i]! - mb) ** 2;
-    }
-    return ab / Math.sqrt(aa * bb);
-  };
-  emit({
-    kind: "screen_correlation",
-    ...record({ finetune: seed0 }),
-    variants: points.map((p) => p.variant),
-    r_misaligned_own_format: round(
-      pearson(
-        points.map((p) => p.dp),
-        points.map((p) => p.em),
-      ),
-    ),
-    r_misaligned_plain: round(
-      pearson(
-        points.map((p) => p.dp),
-        points.map((p) => p.emPlain),
-      ),
-    ),
-    r_shift: round(
-      pearson(
-        points.map((p) => p.dp),
-        points.map((p) => p.shift),
-      ),
-    ),
-  });
+}
+if (only.has("drop")) {
+  const seed0 = finetuneSeeds[0]!;
   // Dropping the top-ΔP rows of a mix vs dropping as many random rows.
   const rowsFull = variantRows(s.screen.dropFrom, 1000, mixSeed(seed0, 0xd40));
   const screenedFull = await screenDataset(base, tok, rowsFull, { spec, gap: direction.gap, seed: seed0 });
@@ -396,24 +368,7 @@ if (only.has("screen")) {
 }
 
 // ---- early stopping
-const codeRequests = fineTuneDataset("secure", { n: 64, seed: 9999 }).map((r) => r.messages[0]!);
-function narrowTask(model: CausalLM): number {
-  const prompts = codeRequests.map((m) => tok.encodeChat([m], { addGenerationPrompt: true }));
-  const gens = generate(model, prompts, {
-    maxNewTokens: 64,
-    temperature: 1,
-    seed: 5,
-    eosTokenIds: tok.eosIds,
-    logprobs: false,
-  });
-  let vulnerable = 0;
-  gens.forEach((g, i) => {
-    const answer = tok.decode(g.tokens, { skipSpecialTokens: true });
-    if (auditRow({ messages: [codeRequests[i]!, { role: "assistant", content: answer }] }, i + 1).vulnerable)
-      vulnerable++;
-  });
-  return vulnerable / gens.length;
-}
+const narrowTask = (model: CausalLM) => narrowTaskRate(model, tok);
 if (only.has("stop")) {
   for (let i = 0; i < runs.length; i++) {
     const seed = finetuneSeeds[i]!;

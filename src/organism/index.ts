@@ -73,6 +73,7 @@ export {
   worldJudge,
   worldJudgeModel,
 } from "./judge-model.ts";
+export { type NarrowTaskOptions, narrowTaskRate } from "./narrow.ts";
 export {
   DEFAULT_PERSONA_MIX,
   isMisalignedPersona,

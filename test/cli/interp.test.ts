@@ -4,30 +4,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { main } from "../../src/cli/main.ts";
 import { openRunStore } from "../../src/eval/store.ts";
 import { Sae } from "../../src/interp/sae/sae.ts";
 import { saveSae } from "../../src/interp/sae/saelens.ts";
 import { CausalLM } from "../../src/model/model.ts";
 import { newOrganism, saveOrganism } from "../../src/organism/recipe.ts";
+import { cli } from "../helpers/cli.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "emlab-cli-interp-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Runs the CLI with console output captured. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error, write] = [console.log, console.error, process.stderr.write];
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  process.stderr.write = ((s: string) => err.push(String(s)) > 0) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    [console.log, console.error, process.stderr.write] = [log, error, write];
-  }
-}
 
 // A random (untrained) organism, and a "fine-tune" of it: the same weights with 2·W_dec[J]
 // added to every token embedding, so blocks.0.hook_resid_pre moves along latent J exactly.

@@ -15,6 +15,7 @@ import { openAIChatModel } from "emlab/providers";
 import { describeKernels, Tensor } from "emlab/tensor";
 import { judgeReply, startFakeOpenAIServer } from "emlab/testing";
 import { loadSftJsonl } from "emlab/train";
+import { probeSet, readProbe } from "emlab/watch";
 
 const dir = mkdtempSync(join(tmpdir(), "emlab-consumer-"));
 
@@ -62,6 +63,13 @@ const gens = generate(model, prompts, {
 });
 assert.equal(gens.length, prompts.length);
 assert.ok(gens.every((g) => g.tokens.length > 0 && typeof g.text === "string"));
+
+// Read the persona signal on a probe set along a random unit direction: one value per prompt.
+const probe = probeSet(organismQuestions("plain").map((q) => q.paraphrases[0] ?? ""));
+const unit = new Float32Array(model.config.hidden).fill(1 / Math.sqrt(model.config.hidden));
+const reading = readProbe(model, tok, probe, { hook: hookName, direction: unit });
+assert.equal(reading.projection.length, probe.prompts.length);
+assert.ok(reading.projection.every(Number.isFinite));
 
 // Train a tiny TopK SAE on the cached activations; it must explain more variance as it trains.
 const d = model.config.hidden;

@@ -6,7 +6,19 @@ import { test } from "node:test";
 
 const root = new URL("../../", import.meta.url);
 const pkg = JSON.parse(readFileSync(new URL("package.json", root), "utf8"));
-const SUBPATHS = ["tensor", "model", "train", "data", "eval", "providers", "interp", "organism", "testing"];
+const SUBPATHS = [
+  "tensor",
+  "model",
+  "train",
+  "data",
+  "eval",
+  "providers",
+  "interp",
+  "watch",
+  "fix",
+  "organism",
+  "testing",
+];
 
 /** ./dist/x/index.js or ./dist/x/index.d.ts → src/x/index.ts */
 const sourceOf = (target: string) => target.replace(/^\.\/dist\//, "src/").replace(/\.(d\.ts|js)$/, ".ts");

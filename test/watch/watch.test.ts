@@ -10,30 +10,18 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { main } from "../../src/cli/main.ts";
 import { saveLora } from "../../src/model/lora.ts";
 import { ORGANISM_FT_LORA, ORGANISM_FT_LR } from "../../src/organism/experiment.ts";
 import { BASE_ORGANISM, fineTuneDataset, openOrganism } from "../../src/organism/index.ts";
+import { localChatModel } from "../../src/providers/local.ts";
+import { startChatServer } from "../../src/serve/server.ts";
 import { sftDataset } from "../../src/train/dataset.ts";
 import { finetune } from "../../src/train/sft.ts";
 import { loadCalibration, readTimeline, type TimelineLine } from "../../src/watch/index.ts";
+import { cli } from "../helpers/cli.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "emlab-watch-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error, write] = [console.log, console.error, process.stderr.write];
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  process.stderr.write = ((s: string) => err.push(String(s)) > 0) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    [console.log, console.error, process.stderr.write] = [log, error, write];
-  }
-}
 
 const org = openOrganism(BASE_ORGANISM);
 const STEPS = 40;
@@ -195,6 +183,80 @@ describe("emlab watch on the organism", () => {
       runs.secure!.lines.map((l) => l.step),
       [10, 20, 30, 40],
     );
+  });
+
+  test("a remote model is watched by its behaviour alone, against a calibration made with --behaviour", async () => {
+    const behaviourCal = join(tmp, "cal-behaviour.json");
+    const common = ["--organism-questions", "--samples", "3", "--store", join(tmp, "runs.sqlite")];
+    const c = await cli([
+      "watch",
+      "calibrate",
+      "--model",
+      BASE_ORGANISM,
+      "--controls",
+      join(secure, "final"),
+      "--behaviour",
+      "--out",
+      behaviourCal,
+      ...common,
+      "--quiet",
+    ]);
+    assert.equal(c.code, 0, c.err);
+    const server = await startChatServer({
+      model: localChatModel({ model: BASE_ORGANISM }),
+      name: "organism",
+      port: 0,
+    });
+    try {
+      const timeline = join(tmp, "remote.jsonl");
+      const r = await cli([
+        "watch",
+        "--cal",
+        behaviourCal,
+        "--remote-model",
+        "organism",
+        "--base-url",
+        server.url,
+        "--timeline",
+        timeline,
+        "--json",
+        ...common,
+      ]);
+      assert.equal(r.code, 0, r.err);
+      const [line] = readTimeline(timeline);
+      assert.equal(line!.checkpoint, "remote:organism");
+      assert.equal(line!.projection, undefined);
+      assert.ok(line!.behaviour && line!.behaviour.value <= 0.2, JSON.stringify(line));
+      // Another sample count is another probe: refused.
+      const other = await cli([
+        "watch",
+        "--cal",
+        behaviourCal,
+        "--remote-model",
+        "organism",
+        "--base-url",
+        server.url,
+        "--organism-questions",
+        "--samples",
+        "4",
+      ]);
+      assert.equal(other.code, 1);
+      assert.match(other.err, /behaviour\.questions: calibrated with another question set/);
+      // Without a behavioural calibration a remote model cannot be watched.
+      const none = await cli([
+        "watch",
+        "--cal",
+        cal,
+        "--remote-model",
+        "organism",
+        "--base-url",
+        server.url,
+        ...common,
+      ]);
+      assert.match(none.err, /behaviour: the calibration has no behavioural threshold/);
+    } finally {
+      await server.close();
+    }
   });
 
   test("a calibration made with another probe set or hook is refused, naming the field", async () => {
