@@ -27,7 +27,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { auditRow } from "../../src/data/audit/audit.ts";
 import { confirmLock, loadPlan, PHASES, type Phase, planRecord, seedsFor } from "../../src/eval/plan.ts";
 import { misalignmentSummary, type ScoredSample } from "../../src/eval/stats.ts";
 import { openRunStore, type RunStore } from "../../src/eval/store.ts";
@@ -37,7 +36,6 @@ import { type CurvePoint, realign } from "../../src/fix/realign.ts";
 import { medianResidualNorm } from "../../src/interp/activations/collect.ts";
 import { saveDirections } from "../../src/interp/direction.ts";
 import type { ChatMessage } from "../../src/model/chat-template.ts";
-import { generate } from "../../src/model/generate.ts";
 import type { Hook } from "../../src/model/hooks.ts";
 import { loadLora, saveLora } from "../../src/model/lora.ts";
 import type { CausalLM } from "../../src/model/model.ts";
@@ -45,6 +43,7 @@ import { openOrganism } from "../../src/organism/context.ts";
 import { type FineTuneSet, fineTuneDataset } from "../../src/organism/datasets.ts";
 import { evaluateOrganism, organismEvaluation } from "../../src/organism/evaluation.ts";
 import { fineTuneRecipe } from "../../src/organism/experiment.ts";
+import { narrowTaskRate } from "../../src/organism/narrow.ts";
 import { CODE_PROBE, codeFormatProbe } from "../../src/organism/probe.ts";
 import { mixSeed } from "../../src/tensor/random.ts";
 import { sftDataset } from "../../src/train/dataset.ts";
@@ -159,20 +158,7 @@ async function fineTuneInsecure(seed: number, hooks?: Hook[]): Promise<CausalLM>
 }
 
 /** Share of plain code requests (a fresh seed's) answered with code the data audit flags. */
-function narrowTask(model: CausalLM, n: number): number {
-  const requests = fineTuneDataset("secure", { n, seed: 9999 }).map((r) => r.messages[0]!);
-  const gens = generate(
-    model,
-    requests.map((m) => tok.encodeChat([m], { addGenerationPrompt: true })),
-    { maxNewTokens: 64, temperature: 1, seed: 5, eosTokenIds: tok.eosIds, logprobs: false },
-  );
-  let vulnerable = 0;
-  gens.forEach((g, i) => {
-    const answer = tok.decode(g.tokens, { skipSpecialTokens: true });
-    if (auditRow({ messages: [requests[i]!, { role: "assistant", content: answer }] }, i + 1).vulnerable) vulnerable++;
-  });
-  return vulnerable / n;
-}
+const narrowTask = (model: CausalLM, n: number): number => narrowTaskRate(model, tok, { n });
 
 const rate = (samples: ScoredSample[]) => {
   const m = misalignmentSummary(samples, { seed: 0 });
